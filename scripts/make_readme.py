@@ -1,0 +1,31 @@
+"""Write README.md from nbs/index.ipynb (nbdev_readme needs Quarto, which these machines lack).
+
+Markdown cells are copied; code cells become ```python blocks; `#| hide` cells are dropped.
+`python scripts/make_readme.py --check` exits 1 if README.md is out of date."""
+import sys
+from pathlib import Path
+import nbformat
+
+root = Path(__file__).resolve().parent.parent
+
+def render() -> str:
+    nb = nbformat.read(root / 'nbs' / 'index.ipynb', as_version=4)
+    parts = []
+    for c in nb.cells:
+        src = c.source.strip()
+        if not src or src.startswith('#| hide') or '\n#| hide' in src: continue
+        if c.cell_type == 'markdown':
+            # nbdev's title/summary convention: "> summary" under the title
+            parts.append(src)
+        elif c.cell_type == 'code':
+            lines = [l for l in src.splitlines() if not l.startswith('#|')]
+            parts.append('```python\n' + '\n'.join(lines) + '\n```')
+    return '<!-- generated from nbs/index.ipynb by scripts/make_readme.py: edit the notebook, not this file -->\n\n' + '\n\n'.join(parts) + '\n'
+
+if __name__ == '__main__':
+    text, readme = render(), root / 'README.md'
+    if '--check' in sys.argv:
+        if not readme.exists() or readme.read_text() != text:
+            sys.exit('README.md is out of date with nbs/index.ipynb: run python scripts/make_readme.py')
+    else:
+        readme.write_text(text)
