@@ -133,10 +133,12 @@ def load_model(path, # model dir, .safetensors, or original .pth/.pt/.bin
     "Load an AGIFORMER in eval mode from any supported checkpoint format."
     path = Path(path)
     if path.is_dir():
-        if not (path / 'model.safetensors').exists():
-            raise FileNotFoundError(f"{path} is a directory without model.safetensors; give a model directory, "
-                                    "a .safetensors file or an original .pth")
-        path = path / 'model.safetensors'
+        # a model directory, or a training run directory holding best/ and last/ model directories
+        found = [path / sub / 'model.safetensors' for sub in ('', 'best', 'last') if (path / sub / 'model.safetensors').exists()]
+        if not found:
+            raise FileNotFoundError(f"{path} is a directory without model.safetensors (nor best/ or last/ inside); "
+                                    "give a model or run directory, a .safetensors file or an original .pth")
+        path = found[0]
     if not path.exists(): raise FileNotFoundError(f"checkpoint {path} does not exist")
     if path.suffix in ('.pth', '.pt', '.bin'): return load_original(path, map_location, **config_overrides)
     sd, meta = read_safetensors(path, prefix)
