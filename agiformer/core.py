@@ -4,13 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #2
 from __future__ import annotations
-import json, math, random
+import functools, json, math, random, sys
 from dataclasses import dataclass, asdict, fields, replace
 
 import torch
+from fastcore.script import anno_parser
 
 # %% auto #0
-__all__ = ['PRESETS', 'LN2', 'AGIConfig', 'check_bytes', 'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed', 'count_params']
+__all__ = ['PRESETS', 'LN2', 'AGIConfig', 'check_bytes', 'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed', 'count_params',
+           'resolve_device', 'cli']
 
 # %% ../nbs/00_core.ipynb #5
 @dataclass(frozen=True)
@@ -131,3 +133,34 @@ def set_seed(seed: int):
 def count_params(model: torch.nn.Module) -> int:
     "Number of parameters (buffers excluded)."
     return sum(p.numel() for p in model.parameters())
+
+# %% ../nbs/00_core.ipynb #20
+def resolve_device(device: str|torch.device='auto') -> torch.device:
+    "'auto' -> cuda if available, else mps, else cpu; anything else is checked and returned as a torch.device."
+    if isinstance(device, torch.device): return device
+    if device in (None, 'auto'):
+        if torch.cuda.is_available(): return torch.device('cuda')
+        if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available(): return torch.device('mps')
+        return torch.device('cpu')
+    try: dev = torch.device(device)
+    except RuntimeError: raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here: use --device cpu (or auto)")
+    return dev
+
+def _dashes(arg: str) -> str:
+    "'--init-from=x' -> '--init_from=x'; other tokens unchanged."
+    if not arg.startswith('--'): return arg
+    name, eq, val = arg.partition('=')
+    return '--' + name[2:].replace('-', '_') + eq + val
+
+def cli(func):
+    "Make `func` a console entry point: called without arguments it parses `sys.argv` (docments become --help)."
+    @functools.wraps(func)
+    def _f(*args, **kwargs):
+        if args or kwargs: return func(*args, **kwargs)
+        p = anno_parser(func, prog=func.__name__)
+        ns = vars(p.parse_args([_dashes(a) for a in sys.argv[1:]]))
+        ns.pop('pdb', None); ns.pop('xtra', None)
+        return func(**ns)
+    return _f
