@@ -11,10 +11,12 @@ import torch
 from fastcore.script import anno_parser
 
 # %% auto #0
-__all__ = ['PRESETS', 'LN2', 'AGIConfig', 'check_bytes', 'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed', 'count_params',
-           'resolve_device', 'cli']
+__all__ = ['ATTN_IMPLS', 'PRESETS', 'LN2', 'AGIConfig', 'check_bytes', 'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed',
+           'count_params', 'resolve_device', 'cli']
 
 # %% ../nbs/00_core.ipynb #5
+ATTN_IMPLS = ('fast', 'reference')
+
 @dataclass(frozen=True)
 class AGIConfig:
     "Hyper-parameters of one AGIFORMER model (the original's names and defaults)."
@@ -27,6 +29,7 @@ class AGIConfig:
     dropout: float = 0.1      # dropout in the encoder, linear attention, MLPs and the reasoning block
     thinking_steps: int = 3   # System 2 refinement steps T (0 turns the block off)
     head_hidden: int = 256    # hidden size of the local autoregressive GRU head
+    attn_impl: str = 'fast'   # attention kernels: 'fast' (linear memory) or 'reference' (the original's algorithms)
 
     def __post_init__(self):
         ints = ('d_model', 'n_layers', 'num_heads', 'patch_size', 'window_size', 'vocab_size', 'thinking_steps', 'head_hidden')
@@ -44,6 +47,8 @@ class AGIConfig:
         if self.vocab_size != 256:
             raise ValueError(f"vocab_size {self.vocab_size} is not supported: AGIFORMER is byte-level, its vocabulary is the 256 byte values")
         if not (0.0 <= float(self.dropout) < 1.0): raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.attn_impl not in ATTN_IMPLS:
+            raise ValueError(f"attn_impl {self.attn_impl!r} is not one of {ATTN_IMPLS}: 'fast' for the linear-memory kernels, 'reference' for the original's algorithms")
 
     @property
     def head_dim(self) -> int:

@@ -21,11 +21,11 @@ __all__ = ['HybridBlock', 'AGIOutput', 'AGIFORMER', 'find_causal_leaks', 'model_
 # %% ../nbs/05_model.ipynb #5
 class HybridBlock(nn.Module):
     "Sliding-window attention and linear attention in parallel, then an MLP; pre-norm residuals."
-    def __init__(self, d_model: int, num_heads: int, window_size: int, dropout: float):
+    def __init__(self, d_model: int, num_heads: int, window_size: int, dropout: float, attn_impl: str='fast'):
         super().__init__()
         self.norm1 = nn.LayerNorm(d_model)
-        self.attn = SlidingWindowAttention(d_model, num_heads, window_size)
-        self.ssm = LinearAttention(d_model, num_heads, dropout)
+        self.attn = SlidingWindowAttention(d_model, num_heads, window_size, impl=attn_impl)
+        self.ssm = LinearAttention(d_model, num_heads, dropout, impl=attn_impl)
         self.out_proj = nn.Linear(d_model, d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(),
                                  nn.Linear(4 * d_model, d_model), nn.Dropout(dropout))
@@ -67,7 +67,7 @@ class AGIFORMER(nn.Module):
             raise ValueError("give either config= or the keyword hyper-parameters, not both")
         self.config = c = config
         self.encoder = ByteLatentEncoder(c.d_model, c.patch_size, c.dropout)
-        self.layers = nn.ModuleList([HybridBlock(c.d_model, c.num_heads, c.window_size, c.dropout)
+        self.layers = nn.ModuleList([HybridBlock(c.d_model, c.num_heads, c.window_size, c.dropout, c.attn_impl)
                                      for _ in range(c.n_layers)])
         self.norm_f = nn.LayerNorm(c.d_model)
         self.reasoning = RecurrentReasoningBlock(c.d_model, c.thinking_steps, c.dropout)
