@@ -173,6 +173,11 @@ class PatchState:
                           t=states[0].t, n_min=min(s.n_min for s in states))
 
 # %% ../nbs/10_generate.ipynb #20
+def _lin(x: torch.Tensor, wt: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    "x @ wt + b for x (..., in) and a weight stored transposed, wt (in, out)."
+    if x.dim() == 2: return torch.addmm(b, x, wt)
+    return torch.addmm(b, x.reshape(-1, x.shape[-1]), wt).view(*x.shape[:-1], wt.shape[1])
+
 class StatefulDecoder:
     "Run an AGIFORMER as a recurrent machine over patches: `prefill`, then `step` per patch; `decode_patch` runs the head."
     def __init__(self,
@@ -189,10 +194,11 @@ class StatefulDecoder:
         D, P, H, E = c.d_model, c.patch_size, c.num_heads, c.head_dim
         p0 = next(model.parameters())
         self.device, self.dtype = p0.device, p0.dtype
+        tr = lambda w: w.detach().t().contiguous()        # weights stored (in, out): x @ W^T is then ~15% faster at batch 1
         with torch.no_grad():
             enc = model.encoder
             self.emb, self.inv_freq = enc.byte_embedding.weight.detach(), enc.inv_freq
-            self.conv_w = enc.patch_conv.weight.detach().permute(0, 2, 1).reshape(D, P * D)    # (D, P*D)
+            self.conv_w = tr(enc.patch_conv.weight.permute(0, 2, 1).reshape(D, P * D))            # (P*D, D)
             self.conv_b = enc.patch_conv.bias.detach()
             self.enc_norm = (enc.norm.weight.detach(), enc.norm.bias.detach())
             qscale = torch.ones(6 * D, dtype=self.dtype, device=self.device)
@@ -202,23 +208,23 @@ class StatefulDecoder:
                 w = torch.cat([ly.attn.qkv.weight, ly.ssm.qkv.weight]) * qscale[:, None]          # (6D, D)
                 b = torch.cat([ly.attn.qkv.bias, ly.ssm.qkv.bias]) * qscale                       # (6D,)
                 self.layers.append(tuple(t.detach() for t in (
-                    ly.norm1.weight, ly.norm1.bias, w, b, ly.attn.proj.weight, ly.attn.proj.bias,
-                    ly.ssm.out_proj.weight, ly.ssm.out_proj.bias, ly.ssm.norm.weight, ly.ssm.norm.bias,
-                    ly.out_proj.weight, ly.out_proj.bias, ly.norm_mlp.weight, ly.norm_mlp.bias,
-                    ly.mlp[0].weight, ly.mlp[0].bias, ly.mlp[2].weight, ly.mlp[2].bias)))
+                    ly.norm1.weight, ly.norm1.bias, tr(w), b, tr(ly.attn.proj.weight), ly.attn.proj.bias,
+                    tr(ly.ssm.out_proj.weight), ly.ssm.out_proj.bias, ly.ssm.norm.weight, ly.ssm.norm.bias,
+                    tr(ly.out_proj.weight), ly.out_proj.bias, ly.norm_mlp.weight, ly.norm_mlp.bias,
+                    tr(ly.mlp[0].weight), ly.mlp[0].bias, tr(ly.mlp[2].weight), ly.mlp[2].bias)))
             self.norm_f = (model.norm_f.weight.detach(), model.norm_f.bias.detach())
             r = model.reasoning
             self.think = tuple(t.detach() for t in (
-                r.norm.weight, r.norm.bias, torch.cat([r.think_mlp[0].weight, r.gate.weight]),   # (5D, D)
-                torch.cat([r.think_mlp[0].bias, r.gate.bias]), r.think_mlp[2].weight, r.think_mlp[2].bias))
+                r.norm.weight, r.norm.bias, tr(torch.cat([r.think_mlp[0].weight, r.gate.weight])),  # (D, 5D)
+                torch.cat([r.think_mlp[0].bias, r.gate.bias]), tr(r.think_mlp[2].weight), r.think_mlp[2].bias))
             hd = model.head
             hid = self.hid = hd.rnn.hidden_size
             w_ih = hd.rnn.weight_ih_l0.detach()                                                    # (3h, 2h)
             self.byte_gates = hd.byte_emb.weight.detach() @ w_ih[:, :hid].T                        # (256, 3h)
-            self.ctx_w, self.ctx_b = w_ih[:, hid:], hd.rnn.bias_ih_l0.detach()
-            self.proj = (hd.proj_latent.weight.detach(), hd.proj_latent.bias.detach())
-            self.w_hh, self.b_hh = hd.rnn.weight_hh_l0.detach(), hd.rnn.bias_hh_l0.detach()
-            self.out = (hd.head.weight.detach(), hd.head.bias.detach())
+            self.ctx_w, self.ctx_b = tr(w_ih[:, hid:]), hd.rnn.bias_ih_l0.detach()                # (h, 3h)
+            self.proj = (tr(hd.proj_latent.weight), hd.proj_latent.bias.detach())
+            self.w_hh, self.b_hh = tr(hd.rnn.weight_hh_l0), hd.rnn.bias_hh_l0.detach()             # (h, 3h)
+            self.out = (tr(hd.head.weight), hd.head.bias.detach())
 
     def empty_state(self, batch_size: int) -> PatchState:
         "A state for `batch_size` rows that have seen nothing."
@@ -247,8 +253,8 @@ def _think(dec: StatefulDecoder, z: torch.Tensor) -> torch.Tensor:
     nw, nb, w5, b5, w2, b2 = dec.think
     D = z.shape[-1]
     for _ in range(dec.T):
-        ug = F.linear(F.layer_norm(z, (D,), nw, nb), w5, b5)                                # (..., 5D)
-        z = torch.addcmul(z, torch.sigmoid(ug[..., 4 * D:]), F.linear(F.gelu(ug[..., :4 * D]), w2, b2))
+        ug = _lin(F.layer_norm(z, (D,), nw, nb), w5, b5)                                # (..., 5D)
+        z = torch.addcmul(z, torch.sigmoid(ug[..., 4 * D:]), _lin(F.gelu(ug[..., :4 * D]), w2, b2))
     return z
 
 @patch
@@ -262,12 +268,12 @@ def prefill(self: StatefulDecoder,
     D, P, H, E, W = c.d_model, c.patch_size, c.num_heads, c.head_dim, c.window_size
     B, N = x.shape[0], x.shape[1] // P
     if x.shape[1] % P or N == 0: raise ValueError(f"prefill needs a whole number (>= 1) of {P}-byte patches, got {x.shape[1]} bytes")
-    h = F.linear(F.embedding(x, self.emb).reshape(B, N, P * D), self.conv_w, self.conv_b)  # (B, N, D)
+    h = _lin(F.embedding(x, self.emb).reshape(B, N, P * D), self.conv_w, self.conv_b)  # (B, N, D)
     ang = rotary_angles(N, self.inv_freq)                                                   # (N, D)
     h = F.layer_norm(h * ang.cos() + rotate_half(h) * ang.sin(), (D,), *self.enc_norm)
     st, m = self.empty_state(B), min(N, W - 1)
     for l, (n1w, n1b, wqkv, bqkv, apw, apb, sow, sob, snw, snb, ow, ob, nmw, nmb, m0w, m0b, m2w, m2b) in enumerate(self.layers):
-        qkv = F.linear(F.layer_norm(h, (D,), n1w, n1b), wqkv, bqkv).view(B, N, 6, H, E)
+        qkv = _lin(F.layer_norm(h, (D,), n1w, n1b), wqkv, bqkv).view(B, N, 6, H, E)
         aq, ak, av = qkv[:, :, :3].permute(2, 0, 3, 1, 4)                                   # 3 x (B, H, N, E)
         a = window_attention_chunked(aq, ak, av, W, self.chunk, scale=1.0)                  # (B, H, N, E)
         st.k[l, :, :, W - m:], st.v[l, :, :, W - m:] = ak[:, :, N - m:], av[:, :, N - m:]
@@ -275,9 +281,9 @@ def prefill(self: StatefulDecoder,
         fk = F.elu(qkv[:, :, 4]) + (1.0 + 1e-4)
         o, S, z = linear_attention_chunked(fq, fk, qkv[:, :, 5], self.chunk)                # (B, N, H, E)
         st.S[l], st.z[l] = S.reshape(B * H, E, E), z.reshape(B * H, E, 1)
-        o = F.layer_norm(F.linear(o.reshape(B, N, D), sow, sob), (D,), snw, snb)
-        h = h + F.linear(F.linear(a.transpose(1, 2).reshape(B, N, D), apw, apb) + o, ow, ob)
-        h = h + F.linear(F.gelu(F.linear(F.layer_norm(h, (D,), nmw, nmb), m0w, m0b)), m2w, m2b)
+        o = F.layer_norm(_lin(o.reshape(B, N, D), sow, sob), (D,), snw, snb)
+        h = h + _lin(_lin(a.transpose(1, 2).reshape(B, N, D), apw, apb) + o, ow, ob)
+        h = h + _lin(F.gelu(_lin(F.layer_norm(h, (D,), nmw, nmb), m0w, m0b)), m2w, m2b)
     h = F.layer_norm(h, (D,), *self.norm_f)
     st.filled[:, W - m:] = True
     st.pos.fill_(N); st.n_min = m
@@ -295,17 +301,17 @@ def step(self: StatefulDecoder,
     c = self.config
     D, P, H, E, W = c.d_model, c.patch_size, c.num_heads, c.head_dim, c.window_size
     B = patch.shape[0]
-    x = F.linear(F.embedding(patch, self.emb).view(B, P * D), self.conv_w, self.conv_b)    # (B, D)
+    x = _lin(F.embedding(patch, self.emb).view(B, P * D), self.conv_w, self.conv_b)    # (B, D)
     ang = st.pos[:, None].to(self.inv_freq.dtype) * self.inv_freq                          # (B, D/2)
     ang = torch.cat((ang, ang), dim=-1)                                                     # (B, D)
     x = F.layer_norm(x * ang.cos() + rotate_half(x) * ang.sin(), (D,), *self.enc_norm)
     slot = st.t % W
-    st.filled[:, slot] = True
+    if st.n_min < W: st.filled[:, slot] = True           # once every row's ring is full it stays full
     st.n_min = min(st.n_min + 1, W)
     bias = None if st.n_min == W else torch.zeros(B, 1, 1, W, dtype=x.dtype, device=x.device).masked_fill_(
         ~st.filled[:, None, None], float('-inf'))                                           # (B, 1, 1, W)
     for l, (n1w, n1b, wqkv, bqkv, apw, apb, sow, sob, snw, snb, ow, ob, nmw, nmb, m0w, m0b, m2w, m2b) in enumerate(self.layers):
-        qkv = F.linear(F.layer_norm(x, (D,), n1w, n1b), wqkv, bqkv).view(B, 6, H, E)
+        qkv = _lin(F.layer_norm(x, (D,), n1w, n1b), wqkv, bqkv).view(B, 6, H, E)
         K, V = st.k[l], st.v[l]                                                             # (B, H, W, E)
         K[:, :, slot] = qkv[:, 1]; V[:, :, slot] = qkv[:, 2]
         s = qkv[:, 0, :, None] @ K.transpose(-1, -2)                                        # (B, H, 1, W)
@@ -316,9 +322,9 @@ def step(self: StatefulDecoder,
         S, z = st.S[l], st.z[l]                                                             # (BH, E, E), (BH, E, 1)
         S.baddbmm_(fk, qkv[:, 5].reshape(B * H, 1, E)); z.add_(fk)
         o = (torch.bmm(fq, S) / (torch.bmm(fq, z) + 1e-4)).view(B, D)
-        o = F.layer_norm(F.linear(o, sow, sob), (D,), snw, snb)
-        x = x + F.linear(F.linear(a, apw, apb) + o, ow, ob)
-        x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, (D,), nmw, nmb), m0w, m0b)), m2w, m2b)
+        o = F.layer_norm(_lin(o, sow, sob), (D,), snw, snb)
+        x = x + _lin(_lin(a, apw, apb) + o, ow, ob)
+        x = x + _lin(F.gelu(_lin(F.layer_norm(x, (D,), nmw, nmb), m0w, m0b)), m2w, m2b)
     st.pos += 1; st.t += 1
     return _think(self, F.layer_norm(x, (D,), *self.norm_f))
 
@@ -340,17 +346,17 @@ def decode_patch(self: StatefulDecoder,
     if kmax > 0 and (forced is None or forced.shape[1] < kmax): raise ValueError("forced must hold n_forced bytes per row")
     if kmax > kmin:   # rows forced for different lengths
         rowmask = torch.arange(P, device=z.device)[None] < torch.tensor(counts, device=z.device)[:, None]   # (M, P)
-    gctx = F.linear(F.linear(z, *self.proj), self.ctx_w, self.ctx_b)                       # (M, 3h)
+    gctx = _lin(_lin(z, *self.proj), self.ctx_w, self.ctx_b)                       # (M, 3h)
     prev = torch.zeros(M, dtype=torch.long, device=z.device)
     h = torch.zeros(M, hid, dtype=z.dtype, device=z.device)
     out, logs = [], []
     for i in range(P):
         gx = F.embedding(prev, self.byte_gates) + gctx                                      # (M, 3h)
-        gh = F.linear(h, self.w_hh, self.b_hh)                                              # (M, 3h)
+        gh = _lin(h, self.w_hh, self.b_hh)                                              # (M, 3h)
         ru = torch.sigmoid(gx[:, :2 * hid] + gh[:, :2 * hid])
         n = torch.tanh(torch.addcmul(gx[:, 2 * hid:], ru[:, :hid], gh[:, 2 * hid:]))
         h = torch.lerp(n, h, ru[:, hid:])                                                   # (M, h)
-        logits = F.linear(h, *self.out)                                                     # (M, 256)
+        logits = _lin(h, *self.out)                                                     # (M, 256)
         if return_logits: logs.append(logits)
         if i < kmin: prev = forced[:, i]
         else:
@@ -380,6 +386,8 @@ def generate_patches(model: AGIFORMER,
                     ) -> Iterator[list[bytes]]:
     "Validate, then return an iterator that yields, per decoded patch, the new bytes of every row (b'' once done)."
     check_sampling(temperature, top_k, top_p, max_new_bytes)
+    if isinstance(prompts, (str, bytes, bytearray, memoryview)):
+        raise TypeError("prompts must be a list of prompts; for one prompt use [prompt] (or `generate` / `stream`)")
     P = model.patch_size
     data = [check_prompt(as_bytes(p), P, f'prompt {i}' if len(prompts) > 1 else 'prompt') for i, p in enumerate(prompts)]
     if not data: raise ValueError("no prompts given")
