@@ -9,17 +9,15 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['block_window_mask', 'sliding_window_attention', 'causal_linear_attention']
+__all__ = ['band_mask', 'sliding_window_attention', 'ChunkedLinearAttention', 'causal_linear_attention']
 
 # %% ../nbs/02a_kernels.ipynb #7
-def block_window_mask(n_blocks: int, window: int, device=None) -> torch.Tensor:
-    "(1, n_blocks, W, 2W) bool, True where query i of a block may attend key j of (previous block ++ own block)."
+def band_mask(window: int, device=None) -> torch.Tensor:
+    "(W, 2W) bool, True where query i of a block may attend key j of (previous block ++ own block)."
     i = torch.arange(window, device=device)[:, None]          # query offset inside its block
     j = torch.arange(2 * window, device=device)[None]         # key offset from the start of the previous block
     d = i + window - j                                        # distance query - key
-    m = ((d >= 0) & (d < window)).expand(n_blocks, window, 2 * window).clone()
-    m[0, :, :window] = False                                  # block 0 has no previous block
-    return m[None]
+    return (d >= 0) & (d < window)
 
 def sliding_window_attention(q: torch.Tensor, # (B, H, N, E) queries (unscaled)
                              k: torch.Tensor, # (B, H, N, E) keys
@@ -34,12 +32,55 @@ def sliding_window_attention(q: torch.Tensor, # (B, H, N, E) queries (unscaled)
     nb = -(-N // W); pad = nb * W - N
     if pad: q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))          # (B, H, nb*W, E)
     q, k, v = (t.reshape(B * H, nb, W, E) for t in (q, k, v))                 # (BH, nb, W, E)
-    prev = lambda t: F.pad(t, (0, 0, 0, 0, 1, 0))[:, :-1]                     # block b -> block b-1 (zeros for b=0)
-    kk, vv = torch.cat([prev(k), k], dim=2), torch.cat([prev(v), v], dim=2)   # (BH, nb, 2W, E)
-    out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=block_window_mask(nb, W, q.device))  # (BH, nb, W, E)
-    return out.reshape(B, H, nb * W, E)[:, :, :N]
+    first = F.scaled_dot_product_attention(q[:, :1], k[:, :1], v[:, :1], is_causal=True)   # (BH, 1, W, E)
+    kk, vv = torch.cat([k[:, :-1], k[:, 1:]], dim=2), torch.cat([v[:, :-1], v[:, 1:]], dim=2)  # (BH, nb-1, 2W, E)
+    rest = F.scaled_dot_product_attention(q[:, 1:], kk, vv, attn_mask=band_mask(W, q.device))  # (BH, nb-1, W, E)
+    return torch.cat([first, rest], dim=1).reshape(B, H, nb * W, E)[:, :, :N]
 
 # %% ../nbs/02a_kernels.ipynb #14
+def _excl_cumsum(x: torch.Tensor, dim: int, reverse: bool=False) -> torch.Tensor:
+    "Exclusive prefix sum along `dim` (sum of the elements before each; after it if `reverse`)."
+    if reverse: return _excl_cumsum(x.flip(dim), dim).flip(dim)
+    c = x.cumsum(dim)
+    return torch.cat([torch.zeros_like(c.narrow(dim, 0, 1)), c.narrow(dim, 0, c.shape[dim] - 1)], dim)
+
+class ChunkedLinearAttention(torch.autograd.Function):
+    "Chunk-wise causal linear attention on (B, H, nc, C, E) chunks; saves q, k, v and the small states only."
+    @staticmethod
+    def forward(ctx, q, k, v, S0, z0, eps: float):
+        kv = k.transpose(-1, -2) @ v                                  # (B, H, nc, E, E) per-chunk sum of k v^T
+        ks = k.sum(-2)                                                # (B, H, nc, E)    per-chunk sum of k
+        S, z = _excl_cumsum(kv, 2), _excl_cumsum(ks, 2)               # sums over earlier chunks
+        if S0 is not None: S = S + S0[:, :, None]
+        if z0 is not None: z = z + z0[:, :, None]
+        A = (q @ k.transpose(-1, -2)).tril_()                         # (B, H, nc, C, C) intra-chunk, causal
+        num = torch.matmul(A, v).add_(q @ S)                          # (B, H, nc, C, E)
+        den = (q @ z[..., None]).squeeze(-1).add_(A.sum(-1)).add_(eps)  # (B, H, nc, C)
+        ctx.save_for_backward(q, k, v, S, z, den)
+        ctx.has_state = (S0 is not None, z0 is not None)
+        return num.div_(den[..., None]), S[:, :, -1] + kv[:, :, -1], z[:, :, -1] + ks[:, :, -1]
+
+    @staticmethod
+    def backward(ctx, g, gS_last, gz_last):
+        q, k, v, S, z, den = ctx.saved_tensors
+        A = (q @ k.transpose(-1, -2)).tril_()                         # (B, H, nc, C, C) recomputed
+        num = torch.matmul(A, v).add_(q @ S)                          # (B, H, nc, C, E)
+        gn = g / den[..., None]                                       # d/d num
+        gd = -(gn * num).sum(-1) / den                                # d/d den, (B, H, nc, C)
+        dA = torch.matmul(gn, v.transpose(-1, -2)).add_(gd[..., None]).tril_()   # (B, H, nc, C, C)
+        dq = torch.matmul(dA, k).add_(gn @ S.transpose(-1, -2)).add_(gd[..., None] * z[..., None, :])
+        dk = dA.transpose(-1, -2) @ q
+        dv = A.transpose(-1, -2) @ gn
+        dS = q.transpose(-1, -2) @ gn                                 # (B, H, nc, E, E) d/d S_c
+        dz = (q * gd[..., None]).sum(-2)                              # (B, H, nc, E)    d/d z_c
+        dkv = _excl_cumsum(dS, 2, reverse=True) + gS_last[:, :, None] # S_c and the final state sum earlier chunks
+        dks = _excl_cumsum(dz, 2, reverse=True) + gz_last[:, :, None]
+        dk += v @ dkv.transpose(-1, -2) + dks[..., None, :]
+        dv += k @ dkv
+        dS0 = dS.sum(2) + gS_last if ctx.has_state[0] else None
+        dz0 = dz.sum(2) + gz_last if ctx.has_state[1] else None
+        return dq, dk, dv, dS0, dz0, None
+
 def causal_linear_attention(q: torch.Tensor, # (B, N, H, E) featurised queries, already scaled by 1/sqrt(E)
                             k: torch.Tensor, # (B, N, H, E) featurised keys
                             v: torch.Tensor, # (B, N, H, E) values
@@ -52,22 +93,14 @@ def causal_linear_attention(q: torch.Tensor, # (B, N, H, E) featurised queries, 
     B, N, H, E = q.shape
     if chunk < 1: raise ValueError(f"chunk must be >= 1, got {chunk}")
     dtype = q.dtype
+    cdt = torch.float64 if dtype == torch.float64 else torch.float32
     with torch.autocast(q.device.type, enabled=False):          # sums stay in float32 under fp16/bf16 autocast
-        q, k, v = (t.float() for t in (q, k, v))
         C = max(1, min(chunk, N)); nc = -(-N // C); pad = nc * C - N
-        if pad: q, k, v = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (q, k, v))  # zero keys add nothing
-        q, k, v = (t.view(B, nc, C, H, E).permute(0, 3, 1, 2, 4) for t in (q, k, v))  # (B, H, nc, C, E)
-        kv = k.transpose(-1, -2) @ v                                # (B, H, nc, E, E) per-chunk sum of k v^T
-        ks = k.sum(-2)                                              # (B, H, nc, E)    per-chunk sum of k
-        S = F.pad(kv.cumsum(2), (0, 0, 0, 0, 1, 0))[:, :, :-1]      # (B, H, nc, E, E) sum over earlier chunks
-        z = F.pad(ks.cumsum(2), (0, 0, 1, 0))[:, :, :-1]            # (B, H, nc, E)
-        if state is not None:
-            S0, z0 = state
-            S, z = S + S0.float()[:, :, None], z + z0.float()[:, :, None]
-        A = (q @ k.transpose(-1, -2)).tril()                        # (B, H, nc, C, C) intra-chunk, causal
-        num = q @ S + A @ v                                         # (B, H, nc, C, E)
-        den = (q @ z[..., None])[..., 0] + A.sum(-1) + eps          # (B, H, nc, C)
-        out = (num / den[..., None]).permute(0, 2, 3, 1, 4).reshape(B, nc * C, H, E)[:, :N]  # (B, N, H, E)
-        if return_state: new = (S[:, :, -1] + kv[:, :, -1], z[:, :, -1] + ks[:, :, -1])     # (B,H,E,E), (B,H,E)
+        def chunks(t):                                           # (B, N, H, E) -> (B, H, nc, C, E)
+            t = F.pad(t.to(cdt), (0, 0, 0, 0, 0, pad)) if pad else t.to(cdt)   # zero keys add nothing
+            return t.view(B, nc, C, H, E).permute(0, 3, 1, 2, 4).contiguous()
+        S0, z0 = (None, None) if state is None else (state[0].to(cdt), state[1].to(cdt))
+        out, S, z = ChunkedLinearAttention.apply(chunks(q), chunks(k), chunks(v), S0, z0, eps)
+        out = out.permute(0, 2, 3, 1, 4).reshape(B, nc * C, H, E)[:, :N]  # (B, N, H, E)
     out = out.to(dtype)
-    return (out, new) if return_state else out
+    return (out, (S, z)) if return_state else out

@@ -1,0 +1,66 @@
+"""Shared helpers of the CPU benchmark scripts: one measurement per fresh process, its peak RSS, a memory guard.
+
+A measurement runs as `python SCRIPT --child JSON` in a new process, so that its peak resident memory (VmHWM from
+/proc/self/status) is its own. The parent caps the child's address space with RLIMIT_AS (the memory guard): a
+reference run that would need more than the cap fails its allocation instead of taking the machine, and is
+reported as stopped. The child prints one line `RESULT {json}` as its last output.
+"""
+import json, os, resource, subprocess, sys, time, traceback
+
+GB = 2 ** 30
+
+
+def proc_status_gb(field: str) -> float:
+    "A memory field of /proc/self/status (VmHWM: peak RSS, VmRSS: current RSS) in GiB."
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'): return int(line.split()[1]) * 1024 / GB
+    raise RuntimeError(f"{field} not in /proc/self/status: these benchmarks need Linux")
+
+
+def run_child(script: str, args: dict, cap_gb: float, timeout: float = 1800) -> dict:
+    "Run `script --child json(args)` in a fresh process with its address space capped at `cap_gb`; its result dict."
+    cap = int(cap_gb * GB)
+    def limit(): resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run([sys.executable, script, '--child', json.dumps(args)], capture_output=True, text=True,
+                           preexec_fn=limit, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {'status': f'timeout after {timeout:.0f} s'}
+    for line in reversed(p.stdout.splitlines()):
+        if line.startswith('RESULT '):
+            res = json.loads(line[len('RESULT '):])
+            res.setdefault('status', 'ok')
+            if res['status'] == 'stopped by the memory guard': res['status'] += f' ({cap_gb:g} GB)'
+            return res
+    tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+    oom = any(s in (p.stderr or '') for s in ("can't allocate memory", 'MemoryError', 'std::bad_alloc'))
+    return {'status': f'stopped by the memory guard ({cap_gb:g} GB)' if oom else f'failed (exit {p.returncode}): ' + ' | '.join(tail),
+            'wall_s': time.perf_counter() - t0}
+
+
+def child_main(fn):
+    "In the child: parse the JSON argument, run fn(**args), print `RESULT {json}`; allocation failures become a status."
+    args = json.loads(sys.argv[sys.argv.index('--child') + 1])
+    try: res = fn(**args)
+    except (MemoryError, RuntimeError) as e:
+        if isinstance(e, MemoryError) or "can't allocate memory" in str(e) or 'bad_alloc' in str(e):
+            res = {'status': 'stopped by the memory guard', 'peak_gb': proc_status_gb('VmHWM')}
+        else:
+            traceback.print_exc(); raise
+    print('RESULT ' + json.dumps(res), flush=True)
+
+
+def table(rows: list, cols: list) -> str:
+    "A plain text table of dict rows; cols are (key, header, format)."
+    cells = [[h for _, h, _ in cols]] + [[(f.format(r[k]) if isinstance(r.get(k), (int, float)) else str(r.get(k, '-')))
+                                          for k, _, f in cols] for r in rows]
+    w = [max(len(c[i]) for c in cells) for i in range(len(cols))]
+    return '\n'.join('  '.join(c[i].rjust(w[i]) for i in range(len(cols))) for c in cells)
+
+
+def machine_note(threads: int) -> str:
+    load = os.getloadavg()
+    return (f"torch threads {threads}, {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+            "(a shared machine: other processes add noise; ratios within one run are the comparable figures)")

@@ -1,0 +1,52 @@
+"""The benchmark scripts of bench/ run end to end (tiny sizes, real subprocesses); figures are not asserted."""
+import os, re, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SLOW = 'slow' in os.environ.get('AGIFORMER_TEST_FLAGS', '').split()
+
+
+def run(*args, timeout=300):
+    p = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+def test_memory_quick():
+    out = run('bench/memory.py', '--quick', '--sizes', '256,512')
+    rows = [l for l in out.splitlines() if re.match(r'\s*(256|512)\s+(reference|fast)\s', l)]
+    assert len(rows) == 4 and all(l.rstrip().endswith('ok') for l in rows), out
+    assert 'memory per byte 256 -> 512' in out
+
+
+def test_memory_guard_stops_the_reference():
+    "A cap too small for the run: the child's allocation fails and is reported, the script still finishes."
+    out = run('bench/memory.py', '--preset', 'small', '--sizes', '16384', '--impls', 'reference', '--cap-gb', '2')
+    assert 'stopped by the memory guard (2 GB)' in out, out
+
+
+def test_throughput_quick():
+    out = run('bench/throughput.py', '--quick', '--seqs', '256')
+    assert re.search(r'tiny\s+16x256\s+[\d,]+\s+[\d,]+\s+[\d.]+x', out), out
+
+
+def test_gpu_script_dry_run_on_cpu():
+    out = run('bench/gpu.py', '--device', 'cpu', '--quick', '--no-compile')
+    for prec in ('fp32', 'fp16', 'bf16'):
+        for shape in ('2x64', '1x512'):
+            assert re.search(rf'eager\s+{shape}\s+{prec}\s+\|\s+[\d,]+\s+-\s+\|\s+[\d,]+\s+-\s+\|\s+[\d.]+x', out), out
+    assert 'failed' not in out and 'not finite' not in out, out
+
+
+@pytest.mark.skipif(not SLOW, reason="compiles the model twice on CPU (minutes): set AGIFORMER_TEST_FLAGS=slow")
+def test_gpu_script_dry_run_compiled():
+    out = run('bench/gpu.py', '--device', 'cpu', '--quick', '--shapes', '2x64', '--precisions', 'fp32', timeout=900)
+    assert re.search(r'compiled\s+2x64\s+fp32\s+\|\s+[\d,]+\s+-\s+\|\s+[\d,]+\s+-\s+\|', out), out
+
+
+def test_gpu_script_needs_cuda():
+    if __import__('torch').cuda.is_available(): pytest.skip('this machine has CUDA')
+    p = subprocess.run([sys.executable, 'bench/gpu.py'], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode != 0 and 'CUDA is not available' in p.stderr
