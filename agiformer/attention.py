@@ -94,8 +94,10 @@ class LinearAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor: # (B, N, D) -> (B, N, D)
         B, N, D = x.shape
-        attn = causal_linear_attention if self.impl == 'fast' else causal_linear_attention_ref
-        out = attn(*self.featurize(x))                               # (B, N, H, E)
+        if self.impl == 'fast':     # the kernel applies the feature map itself and keeps only the raw projections
+            q, k, v = self.qkv(x).float().view(B, N, 3, self.num_heads, D // self.num_heads).unbind(2)  # 3 x (B, N, H, E)
+            out = causal_linear_attention(q, k, v, featurize=True)   # (B, N, H, E)
+        else: out = causal_linear_attention_ref(*self.featurize(x))  # (B, N, H, E)
         return self.dropout(self.norm(self.out_proj(out.reshape(B, N, D))))
 
 # %% ../nbs/02_attention.ipynb #20

@@ -31,10 +31,10 @@ def sliding_window_attention(q: torch.Tensor, # (B, H, N, E) queries (unscaled)
     W = window
     nb = -(-N // W); pad = nb * W - N
     if pad: q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))          # (B, H, nb*W, E)
-    q, k, v = (t.reshape(B * H, nb, W, E) for t in (q, k, v))                 # (BH, nb, W, E)
+    q, k, v = (t.reshape(B * H, nb, W, E).contiguous() for t in (q, k, v))    # (BH, nb, W, E)
     first = F.scaled_dot_product_attention(q[:, :1], k[:, :1], v[:, :1], is_causal=True)   # (BH, 1, W, E)
-    kk, vv = torch.cat([k[:, :-1], k[:, 1:]], dim=2), torch.cat([v[:, :-1], v[:, 1:]], dim=2)  # (BH, nb-1, 2W, E)
-    rest = F.scaled_dot_product_attention(q[:, 1:], kk, vv, attn_mask=band_mask(W, q.device))  # (BH, nb-1, W, E)
+    win = lambda t: t.as_strided((B * H, nb - 1, 2 * W, E), (nb * W * E, W * E, E, 1))   # blocks b-1 ++ b, a view
+    rest = F.scaled_dot_product_attention(q[:, 1:], win(k), win(v), attn_mask=band_mask(W, q.device))  # (BH, nb-1, W, E)
     return torch.cat([first, rest], dim=1).reshape(B, H, nb * W, E)[:, :, :N]
 
 # %% ../nbs/02a_kernels.ipynb #14
@@ -44,10 +44,18 @@ def _excl_cumsum(x: torch.Tensor, dim: int, reverse: bool=False) -> torch.Tensor
     c = x.cumsum(dim)
     return torch.cat([torch.zeros_like(c.narrow(dim, 0, 1)), c.narrow(dim, 0, c.shape[dim] - 1)], dim)
 
+def _features(q, k, featurize: bool):
+    "(phi(q) / sqrt(E), phi(k)) from raw projections if `featurize`, else q and k unchanged."
+    if not featurize: return q, k
+    return (F.elu(q) + (1.0 + 1e-4)) / math.sqrt(q.shape[-1]), F.elu(k) + (1.0 + 1e-4)
+
 class ChunkedLinearAttention(torch.autograd.Function):
-    "Chunk-wise causal linear attention on (B, H, nc, C, E) chunks; saves q, k, v and the small states only."
+    "Chunk-wise causal linear attention on (B, H, nc, C, E) chunks; saves its inputs and the small states only."
     @staticmethod
-    def forward(ctx, q, k, v, S0, z0, eps: float):
+    def forward(ctx, q, k, v, S0, z0, eps: float, featurize: bool):
+        ctx.featurize, ctx.has_state = featurize, (S0 is not None, z0 is not None)
+        qr, kr = q, k                                                 # what is saved: raw if featurize
+        q, k = _features(q, k, featurize)
         kv = k.transpose(-1, -2) @ v                                  # (B, H, nc, E, E) per-chunk sum of k v^T
         ks = k.sum(-2)                                                # (B, H, nc, E)    per-chunk sum of k
         S, z = _excl_cumsum(kv, 2), _excl_cumsum(ks, 2)               # sums over earlier chunks
@@ -56,13 +64,13 @@ class ChunkedLinearAttention(torch.autograd.Function):
         A = (q @ k.transpose(-1, -2)).tril_()                         # (B, H, nc, C, C) intra-chunk, causal
         num = torch.matmul(A, v).add_(q @ S)                          # (B, H, nc, C, E)
         den = (q @ z[..., None]).squeeze(-1).add_(A.sum(-1)).add_(eps)  # (B, H, nc, C)
-        ctx.save_for_backward(q, k, v, S, z, den)
-        ctx.has_state = (S0 is not None, z0 is not None)
+        ctx.save_for_backward(qr, kr, v, S, z, den)
         return num.div_(den[..., None]), S[:, :, -1] + kv[:, :, -1], z[:, :, -1] + ks[:, :, -1]
 
     @staticmethod
     def backward(ctx, g, gS_last, gz_last):
-        q, k, v, S, z, den = ctx.saved_tensors
+        qr, kr, v, S, z, den = ctx.saved_tensors
+        q, k = _features(qr, kr, ctx.featurize)                       # recomputed
         A = (q @ k.transpose(-1, -2)).tril_()                         # (B, H, nc, C, C) recomputed
         num = torch.matmul(A, v).add_(q @ S)                          # (B, H, nc, C, E)
         gn = g / den[..., None]                                       # d/d num
@@ -77,9 +85,12 @@ class ChunkedLinearAttention(torch.autograd.Function):
         dks = _excl_cumsum(dz, 2, reverse=True) + gz_last[:, :, None]
         dk += v @ dkv.transpose(-1, -2) + dks[..., None, :]
         dv += k @ dkv
+        if ctx.featurize:                                             # phi'(u) = 1 for u > 0, exp(u) otherwise
+            dq = dq.mul_(torch.where(qr > 0, 1.0, qr.clamp(max=0).exp())).div_(math.sqrt(q.shape[-1]))
+            dk = dk.mul_(torch.where(kr > 0, 1.0, kr.clamp(max=0).exp()))
         dS0 = dS.sum(2) + gS_last if ctx.has_state[0] else None
         dz0 = dz.sum(2) + gz_last if ctx.has_state[1] else None
-        return dq, dk, dv, dS0, dz0, None
+        return dq, dk, dv, dS0, dz0, None, None
 
 def causal_linear_attention(q: torch.Tensor, # (B, N, H, E) featurised queries, already scaled by 1/sqrt(E)
                             k: torch.Tensor, # (B, N, H, E) featurised keys
@@ -88,6 +99,7 @@ def causal_linear_attention(q: torch.Tensor, # (B, N, H, E) featurised queries, 
                             chunk: int=64, # positions per chunk C
                             state: tuple|None=None, # (S (B, H, E, E), z (B, H, E)): sums over a preceding past
                             return_state: bool=False, # also return the (S, z) after the last position
+                            featurize: bool=False, # q, k are raw projections: apply phi (and 1/sqrt(E) to q) inside
                            ):
     "Chunk-wise causal linear attention (O(N C + N E^2 / C) memory); equals `causal_linear_attention_ref`."
     B, N, H, E = q.shape
@@ -100,7 +112,7 @@ def causal_linear_attention(q: torch.Tensor, # (B, N, H, E) featurised queries, 
             t = F.pad(t.to(cdt), (0, 0, 0, 0, 0, pad)) if pad else t.to(cdt)   # zero keys add nothing
             return t.view(B, nc, C, H, E).permute(0, 3, 1, 2, 4).contiguous()
         S0, z0 = (None, None) if state is None else (state[0].to(cdt), state[1].to(cdt))
-        out, S, z = ChunkedLinearAttention.apply(chunks(q), chunks(k), chunks(v), S0, z0, eps)
+        out, S, z = ChunkedLinearAttention.apply(chunks(q), chunks(k), chunks(v), S0, z0, eps, featurize)
         out = out.permute(0, 2, 3, 1, 4).reshape(B, nc * C, H, E)[:, :N]  # (B, N, H, E)
     out = out.to(dtype)
     return (out, (S, z)) if return_state else out
