@@ -43,7 +43,7 @@ def check_sampling(temperature: float=0.0, # 0 = greedy; > 0 divides the logits 
 
 def make_sampler(temperature: float=0.0, top_k: int|None=None, top_p: float|None=None,
                  generator: torch.Generator|None=None):
-    "A function logits (M, 256) -> (M,) byte ids: argmax when `temperature` is 0, else `sample_bytes`."
+    "A function logits (M, 256) -> (M,) byte ids: argmax when `temperature` is 0 (top_k, top_p unused), else `sample_bytes`."
     check_sampling(temperature, top_k, top_p)
     if temperature == 0: return lambda logits: logits.argmax(dim=-1)
     return lambda logits: sample_bytes(logits, float(temperature), top_k, top_p, generator)
