@@ -160,12 +160,12 @@ def _dashes(arg: str) -> str:
     return '--' + name[2:].replace('-', '_') + eq + val
 
 def cli(func):
-    "Make `func` a console entry point: called without arguments it parses `sys.argv` (docments become --help)."
+    "Make `func` a console entry point: called without arguments it parses `sys.argv` (docments become --help) and returns None."
     @functools.wraps(func)
     def _f(*args, **kwargs):
         if args or kwargs: return func(*args, **kwargs)
         p = anno_parser(func, prog=func.__name__)
         ns = vars(p.parse_args([_dashes(a) for a in sys.argv[1:]]))
         ns.pop('pdb', None); ns.pop('xtra', None)
-        return func(**ns)
+        func(**ns)          # a console script exits with what its entry point returns: None is status 0
     return _f

@@ -1,0 +1,50 @@
+"""The 600-step comparison run of SYSTEM.md section 7 / issue 4, with this project's trainer.
+
+small preset (d=256, 4 layers, T=3), the seed recipe (AdamW 3e-4, wd 0.01, 100-step warm-up, clip 0.5,
+batch 4 x 1024), pystdlib, CPU. Prints seconds per step, val BPC by the comparison protocol at 200/400/600 (the
+trainer's validation is exactly that protocol: the first 64 windows of 1,024 bytes of val) and the test BPC at 600,
+next to the original's published figures for the same settings.
+
+    python bench/train_small_600.py [--out runs/bench-small-600] [--steps 600] [--threads 2]
+"""
+import argparse, json, subprocess, sys, time
+from pathlib import Path
+
+ORIGINAL = {'s_per_step': 0.667, 'val': {0: 8.006, 200: 3.669, 400: 3.267, 600: 3.086}, 'test': 2.623}  # SYSTEM.md s.7
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--out', default='runs/bench-small-600')
+    ap.add_argument('--steps', type=int, default=600)
+    ap.add_argument('--threads', type=int, default=2)
+    a = ap.parse_args()
+    import torch
+    torch.set_num_threads(a.threads)
+    from agiformer.train import Trainer, TrainConfig, read_metrics
+    from agiformer.core import AGIConfig
+    from agiformer.evaluate import protocol_bpc
+    from agiformer.checkpoint import load_model
+    from agiformer.data import load_corpus
+    tc = TrainConfig(data='pystdlib', steps=a.steps, val_every=200, log_every=10, device='cpu', val_windows=64)
+    t0 = time.perf_counter()
+    Trainer(AGIConfig.from_preset('small'), tc, a.out).fit()
+    wall = time.perf_counter() - t0
+    recs = read_metrics(a.out)
+    tr = [r for r in recs if r['kind'] == 'train']
+    val = {r['step']: r['bpc'] for r in recs if r['kind'] == 'val'}
+    s_per_step = tr[-1]['time'] / tr[-1]['step']
+    last = load_model(Path(a.out) / 'last')
+    test = protocol_bpc(last, load_corpus('pystdlib').test).bpc
+    init = protocol_bpc(__import__('agiformer.model', fromlist=['AGIFORMER']).AGIFORMER.from_preset('small'),
+                        load_corpus('pystdlib').val).bpc
+    print(f"\n{'':24s}{'this project':>14s}{'original':>10s}")
+    print(f"{'seconds / step':24s}{s_per_step:14.3f}{ORIGINAL['s_per_step']:10.3f}   ratio {ORIGINAL['s_per_step'] / s_per_step:.2f}x")
+    print(f"{'val BPC init':24s}{init:14.3f}{ORIGINAL['val'][0]:10.3f}")
+    for s in (200, 400, 600):
+        if s in val: print(f"{f'val BPC step {s}':24s}{val[s]:14.3f}{ORIGINAL['val'][s]:10.3f}")
+    print(f"{'test BPC (last)':24s}{test:14.3f}{ORIGINAL['test']:10.3f}")
+    print(f"wall time {wall:.0f} s")
+    print(json.dumps({'s_per_step': s_per_step, 'val': val, 'test_bpc': test, 'init_val_bpc': init, 'wall_s': wall}))
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,57 @@
+"""The agiformer_train command as users run it: --help, a short run, Ctrl-C, resume, bad input."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+
+
+def _corpus(tmp_path):
+    p = tmp_path / 'corpus.txt'
+    p.write_bytes(b''.join(f"def f{i}(x): return x + {i % 9}\n".encode() for i in range(5000)))
+    return p
+
+
+def _cmd(*args):
+    return [sys.executable, '-m', 'agiformer.train', *args]
+
+
+def test_help_documents_every_option():
+    out = subprocess.run(['agiformer_train', '--help'], capture_output=True, text=True, check=True).stdout
+    for opt in ['--preset', '--data', '--steps', '--batch_size', '--seq_len', '--thinking_steps', '--lr', '--out',
+                '--resume', '--init_from', '--device', '--compile', '--amp', '--seed']:
+        assert opt in out, opt
+    assert 'System 2 steps' in out
+
+
+def test_ctrl_c_saves_last_and_resume_continues(tmp_path):
+    corpus, out = _corpus(tmp_path), tmp_path / 'run'
+    args = ['--preset', 'tiny', '--data', str(corpus), '--steps', '100000', '--seq_len', '64', '--log_every', '1',
+            '--val_every', '1000000', '--val_windows', '2', '--device', 'cpu', '--out', str(out)]
+    p = subprocess.Popen(_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:            # wait until a few steps are logged
+        if (out / 'metrics.jsonl').exists() and len((out / 'metrics.jsonl').read_text().splitlines()) >= 5: break
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    stdout, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, stdout[-2000:]
+    assert 'Interrupted' in stdout and 'Training interrupted at step' in stdout
+    state_files = sorted(x.name for x in (out / 'last').iterdir())
+    assert state_files == ['config.json', 'model.safetensors', 'trainer_state.pt']
+    n = len([l for l in (out / 'metrics.jsonl').read_text().splitlines()])
+    r = subprocess.run(_cmd('--resume', '--out', str(out), '--steps', str(n + 3), '--quiet'), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    steps = [json.loads(l)['step'] for l in (out / 'metrics.jsonl').read_text().splitlines() if '"train"' in l]
+    assert steps == list(range(1, n + 4))
+
+
+def test_bad_input_is_a_clear_error(tmp_path):
+    r = subprocess.run(_cmd('--preset', 'huge', '--out', str(tmp_path / 'x')), capture_output=True, text=True)
+    assert r.returncode != 0 and 'unknown preset' in r.stderr
+    tiny = tmp_path / 'tiny.txt'; tiny.write_bytes(b'abc' * 10)
+    r = subprocess.run(_cmd('--preset', 'tiny', '--data', str(tiny), '--out', str(tmp_path / 'y')), capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and 'too small' in r.stderr.lower()
+    r = subprocess.run(_cmd('--resume', '--out', str(tmp_path / 'nothing')), capture_output=True, text=True)
+    assert r.returncode != 0 and 'holds no run' in r.stderr
