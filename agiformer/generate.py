@@ -471,23 +471,22 @@ def stream(model: AGIFORMER,
     return utf8_chunks(chunks) if text else chunks
 
 # %% ../nbs/10_generate.ipynb #57
-def resolve_checkpoint(spec: str|os.PathLike) -> Path:
-    "A local checkpoint path; hub ids get a clear message (loading from the Hugging Face hub comes later)."
+def resolve_checkpoint(spec: str|os.PathLike) -> Path|str:
+    "A local checkpoint path, or a hub id 'user/name' (returned as a str) when no such path exists."
     p = Path(spec)
     if p.exists(): return p
     s = str(spec)
-    if re.fullmatch(r'[A-Za-z0-9][\w.-]*/[\w.-]+', s) and not re.search(r'\.(pth|pt|bin|safetensors)$', s):
-        raise ValueError(f"{s!r} is not a local file or directory. If it is a Hugging Face hub id: loading from the hub "
-                         f"is not supported yet; download it first (huggingface-cli download {s} --local-dir DIR) and "
-                         "pass DIR.")
+    if re.fullmatch(r'[A-Za-z0-9][\w.-]*/[\w.-]+', s) and not re.search(r'\.(pth|pt|bin|safetensors)$', s): return s
     raise FileNotFoundError(f"checkpoint {s} does not exist: give a run directory, a model directory, a .safetensors "
-                            "file or an original .pth")
+                            "file, an original .pth or a hub id user/name")
 
 def load_for_generation(checkpoint, device: str='auto', **config_overrides) -> AGIFORMER:
-    "An AGIFORMER in eval mode from a model object or any checkpoint `load_model` reads."
+    "An AGIFORMER in eval mode from a model object, any checkpoint `load_model` reads, or a hub id."
     if isinstance(checkpoint, AGIFORMER): return checkpoint
     from agiformer.checkpoint import load_model
-    return load_model(resolve_checkpoint(checkpoint), map_location=resolve_device(device), **config_overrides)
+    spec, dev = resolve_checkpoint(checkpoint), resolve_device(device)
+    if isinstance(spec, str): return AGIFORMER.from_pretrained(spec, map_location=dev, **config_overrides)
+    return load_model(spec, map_location=dev, **config_overrides)
 
 def generate_text(model_path, # checkpoint path (run dir, model dir, .safetensors, original .pth) or an AGIFORMER
                   prompt_text: str|bytes, # the prompt, kept exactly (at least one patch of bytes)
@@ -522,7 +521,7 @@ def _read_prompt(prompt, prompt_file) -> bytes:
     return sys.stdin.buffer.read()
 
 @cli
-def agiformer_generate(checkpoint: str=None, # run directory, model directory, .safetensors or original .pth (hub ids: later)
+def agiformer_generate(checkpoint: str=None, # run directory, model directory, .safetensors or original .pth or hub id user/name
                        prompt: str=None, # the prompt text; or --prompt-file, or standard input
                        prompt_file: str=None, # read the prompt's bytes from this file (any bytes)
                        max_bytes: int=200, # how many new bytes to generate
@@ -553,7 +552,7 @@ def agiformer_generate(checkpoint: str=None, # run directory, model directory, .
             if raw: out.buffer.write(c); out.buffer.flush()
             else: out.write(c); out.flush()
         if not raw and out.isatty(): out.write('\n')
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileNotFoundError, ConnectionError) as e:
         print(f"agiformer_generate: error: {e}", file=sys.stderr); sys.exit(2)
     except BrokenPipeError:                 # e.g. piped into `head`
         sys.stderr.close(); sys.exit(0)

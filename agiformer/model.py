@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields as dc_fields
 import torch
 import torch.nn.functional as F
 from torch import nn
+from huggingface_hub import PyTorchModelHubMixin
 
 from .core import AGIConfig, check_bytes, count_params
 from .encoder import ByteLatentEncoder
@@ -45,7 +46,9 @@ class AGIOutput:
     latents: list              # [z_0, .., z_T], each (B, N, D): z_0 enters System 2, z_T leaves it
 
 # %% ../nbs/05_model.ipynb #9
-class AGIFORMER(nn.Module):
+class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', license='apache-2.0',
+                pipeline_tag='text-generation', tags=['agiformer', 'byte-level', 'system-2'],
+                repo_url='https://github.com/agiformer/agiformer', docs_url='https://agiformer.github.io/agiformer'):
     "Byte-level language model with a System 2 latent-refinement block (the original's interface)."
     def __init__(self,
                  d_model: int=512, # latent width D
@@ -72,6 +75,19 @@ class AGIFORMER(nn.Module):
         self.norm_f = nn.LayerNorm(c.d_model)
         self.reasoning = RecurrentReasoningBlock(c.d_model, c.thinking_steps, c.dropout)
         self.head = LocalAutoregressiveHead(c.d_model, c.patch_size, c.head_hidden)
+        self._hub_mixin_config = c.to_dict()     # save_pretrained writes the whole config (see 14_hub)
+
+    @classmethod
+    def from_pretrained(cls,
+                        pretrained_model_name_or_path, # a local model/run directory or a hub id "user/name"
+                        *,
+                        revision: str|None=None, # hub branch, tag or commit
+                        map_location='cpu', # device for the model
+                        **kw, # cache_dir, force_download, local_files_only, token; AGIConfig fields to change
+                       ) -> AGIFORMER:
+        "A model from `save_pretrained`'s files, locally or from the hub: safetensors only, checked (see 14_hub)."
+        from agiformer.hub import load_pretrained
+        return load_pretrained(cls, pretrained_model_name_or_path, revision=revision, map_location=map_location, **kw)
 
     @classmethod
     def from_config(cls, config: AGIConfig) -> AGIFORMER: return cls(config=config)

@@ -42,8 +42,13 @@ def test_two_processes_match_one(tmp_path):
     assert max(abs(a - b) for a, b in zip(l1, l2)) < 1e-4, (l1, l2)
     assert max(abs(a - b) for a, b in zip(v1, v2)) < 1e-4, (v1, v2)
     m1, m2 = load_model(one / 'last'), load_model(two / 'last')
+    # Adam divides by sqrt(v): parameters whose gradient is pure float noise (the key bias, to which softmax is
+    # blind) move by noise-sized amounts of order lr * 1e-3; what the model computes must agree much more tightly
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
-        assert torch.allclose(a, b, atol=1e-5), k
+        assert torch.allclose(a, b, atol=1e-4), k
+    x = torch.randint(0, 256, (2, 132), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(m1(x[:, :-4], x[:, 4:]), m2(x[:, :-4], x[:, 4:]), atol=1e-5)
     # only rank 0 wrote: one log line per step, no stray temporary directories
     assert (two / 'log.txt').read_text().count('Step 6: Loss') == 1
     assert sorted(p.name for p in two.iterdir()) == ['best', 'bpc.png', 'config.json', 'last', 'log.txt', 'metrics.jsonl']

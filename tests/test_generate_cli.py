@@ -28,8 +28,8 @@ def tiny(tmp_path_factory):
     return m, d
 
 
-def run(*args, stdin=None, check=True):
-    r = subprocess.run([sys.executable, '-m', 'agiformer.generate', *map(str, args)], input=stdin,
+def run(*args, stdin=None, check=True, env=None):
+    r = subprocess.run([sys.executable, '-m', 'agiformer.generate', *map(str, args)], input=stdin, env=env,
                        capture_output=True, timeout=300, stdin=None if stdin is not None else subprocess.DEVNULL)
     if check: assert r.returncode == 0, r.stderr.decode()[-2000:]
     return r
@@ -117,8 +117,9 @@ def test_bad_arguments_are_one_line_errors(tiny, args, msg):
 
 
 def test_checkpoint_errors(tmp_path):
-    r = run('--checkpoint', 'someone/agiformer-small', '--prompt', 'abcd', check=False)
-    assert r.returncode == 2 and 'hub is not supported yet' in r.stderr.decode()
+    offline = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_HOME': str(tmp_path / 'hf')}   # a hub id, nothing cached
+    r = run('--checkpoint', 'someone/agiformer-small', '--prompt', 'abcd', check=False, env=offline)
+    assert r.returncode == 2 and "could not fetch 'someone/agiformer-small'" in r.stderr.decode(), r.stderr.decode()
     r = run('--checkpoint', tmp_path / 'nope.safetensors', '--prompt', 'abcd', check=False)
     assert r.returncode == 2 and 'does not exist' in r.stderr.decode()
     r = run('--prompt', 'abcd', check=False)

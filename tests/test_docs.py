@@ -1,0 +1,95 @@
+"""The docs site, checked without Quarto by scripts/docs_check.py: every notebook processed as `nbdev_docs` does and
+rendered with nbconvert, titles, show_doc coverage of the exported API, the site configuration, and (when chromium
+and chromedriver are installed) one page in headless Chromium. About 45 s on 2 cores.
+"""
+import importlib.util, json, subprocess, sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECK = ROOT / 'scripts' / 'docs_check.py'
+
+
+def _load_check():
+    spec = importlib.util.spec_from_file_location('docs_check', CHECK)
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope='module')
+def report(tmp_path_factory):
+    "Run the whole check once; its JSON report, plus its exit status and output."
+    d = tmp_path_factory.mktemp('docs')
+    r = subprocess.run([sys.executable, str(CHECK), '--out', str(d / 'html'), '--json', str(d / 'report.json')],
+                       capture_output=True, text=True, timeout=1200)
+    if not (d / 'report.json').exists():
+        pytest.fail(f"docs_check.py crashed (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return {**json.loads((d / 'report.json').read_text()), 'rc': r.returncode, 'stdout': r.stdout}
+
+
+def _fails(rep, *kinds) -> str:
+    return '\n'.join(f'- {m}' for k, m in rep['failures'] if k in kinds)
+
+
+def test_render_applies_frontmatter_and_directives(tmp_path):
+    "What Quarto would do with nbdev's output: the title block, `echo: false`, `include: false`, `output: false`."
+    dc = _load_check()
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_raw_cell('---\ndescription: One line.\ntitle: A chapter\n---\n'),
+        nbformat.v4.new_code_cell('#| echo: false\nshown_output()', outputs=[
+            nbformat.v4.new_output('stream', name='stdout', text='VISIBLE\n')]),
+        nbformat.v4.new_code_cell('#| include: false\nsecret_cell()'),
+        nbformat.v4.new_code_cell('#| output: false\nkept_source()', outputs=[
+            nbformat.v4.new_output('stream', name='stdout', text='HIDDEN\n')]),
+        nbformat.v4.new_code_cell('show_doc(f)', outputs=[nbformat.v4.new_output('display_data', data={
+            'text/markdown': '---\n\n[source](https://x/y.py#L1){target="_blank"}\n\n### f\n\n*Doc.*'})])])
+    nbformat.write(nb, tmp_path / 'a.ipynb')
+    pg = dc.render(tmp_path / 'a.ipynb', tmp_path / 'a.html')
+    html = (tmp_path / 'a.html').read_text()
+    assert pg['frontmatter']['title'] == 'A chapter' and pg['page_title'] == 'A chapter' and pg['h1'] == ['A chapter']
+    assert 'One line.' in html and 'VISIBLE' in html and 'kept_source' in html
+    assert 'shown_output' not in html and 'secret_cell' not in html and 'HIDDEN' not in html
+    assert pg['show_doc'] == {'f'} and 'f' in pg['headings'] and 'target=' not in html.split('id="f"')[0][-2000:]
+
+
+def test_api_coverage_names_what_lacks_a_show_doc():
+    "The coverage check reads `__all__` (functions and classes only) and names the notebook of each missing one."
+    dc = _load_check()
+    nbs = [ROOT / 'nbs' / '00_core.ipynb']
+    fails, notes = [], []
+    missing = dc.api_coverage(nbs, {'00_core': {'show_doc': {'AGIConfig', 'bpc'}}}, lambda k, m: fails.append(m), notes)
+    assert 'check_bytes' in missing['00_core.ipynb'] and 'AGIConfig' not in missing['00_core.ipynb']
+    assert 'PRESETS' not in missing['00_core.ipynb']                 # a constant, not a function or class
+    assert any(m.startswith('00_core.ipynb: exported without a show_doc: ') for m in fails)
+
+
+def test_site_config(report):
+    "nbs/_quarto.yml is complete and nbs/nbdev.yml, nbs/sidebar.yml are what nbdev_docs would write."
+    assert not _fails(report, 'config'), _fails(report, 'config')
+
+
+def test_every_notebook_processes_and_renders(report):
+    bad = _fails(report, 'process', 'render', 'error_output')
+    assert not bad, f"the docs build would fail or show errors:\n{bad}"
+    assert len(report['rendered']) == report['notebooks']
+
+
+def test_every_page_has_its_title(report):
+    assert not _fails(report, 'title'), _fails(report, 'title')
+
+
+def test_every_exported_function_and_class_has_show_doc(report):
+    assert not _fails(report, 'show_doc'), _fails(report, 'show_doc')
+
+
+def test_browser_shows_title_and_figure(report):
+    b = report['browser']
+    if b['status'].startswith('skipped'): pytest.skip(b['status'])
+    assert not _fails(report, 'browser'), _fails(report, 'browser')
+    assert b['drawn'] >= 1 and b['title']
+
+
+def test_exit_status_follows_failures(report):
+    assert report['rc'] == (1 if report['failures'] else 0), report['stdout'][-3000:]

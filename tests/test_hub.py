@@ -1,0 +1,137 @@
+"""Hub sharing for real: loading by hub id from a local HTTP server playing the hub (HF_ENDPOINT), revisions,
+safetensors only; agiformer_push as users run it (dry run, token handling, bad input)."""
+import hashlib, http.server, json, os, subprocess, sys, threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from agiformer.model import AGIFORMER
+
+SECRET = 'hf_thisIsNotARealTokenButMustNeverBePrinted'
+
+
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    "Serves GET/HEAD /{user}/{name}/resolve/{revision}/{file} the way the hub's file endpoint does."
+    files: dict = {}
+    requests: list = []
+
+    def log_message(self, *a): pass
+
+    def _serve(self, body: bool):
+        parts = self.path.split('?')[0].strip('/').split('/')
+        self.requests.append((self.command, self.path))
+        if len(parts) >= 5 and parts[2] == 'resolve':
+            key = ('/'.join(parts[:2]), parts[3], '/'.join(parts[4:]))
+            data = self.files.get(key)
+            if data is not None:
+                self.send_response(200)
+                self.send_header('Content-Length', str(len(data)))
+                self.send_header('ETag', f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header('X-Repo-Commit', hashlib.sha1(parts[3].encode()).hexdigest())
+                self.end_headers()
+                if body: self.wfile.write(data)
+                return
+            self.send_response(404)
+            self.send_header('X-Error-Code', 'EntryNotFound' if any(k[0] == key[0] for k in self.files) else 'RepoNotFound')
+        else: self.send_response(404)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+
+    do_GET = lambda self: self._serve(True)
+    do_HEAD = lambda self: self._serve(False)
+
+
+@pytest.fixture(scope='module')
+def hub(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('hub')
+    torch.manual_seed(0)
+    a = AGIFORMER.from_preset('tiny').eval()
+    b = AGIFORMER.from_preset('tiny', thinking_steps=4).eval()
+    for rev, m in (('main', a), ('v2', b)):
+        m.save_pretrained(tmp / rev)
+        for f in ('config.json', 'model.safetensors'):
+            FakeHub.files[('me/tiny', rev, f)] = (tmp / rev / f).read_bytes()
+    torch.save(a.state_dict(), tmp / 'pytorch_model.bin')
+    FakeHub.files[('me/pickled', 'main', 'config.json')] = (tmp / 'main' / 'config.json').read_bytes()
+    FakeHub.files[('me/pickled', 'main', 'pytorch_model.bin')] = (tmp / 'pytorch_model.bin').read_bytes()
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), FakeHub)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    env = {**os.environ, 'HF_ENDPOINT': f'http://127.0.0.1:{srv.server_port}', 'HF_HOME': str(tmp / 'hf_home'),
+           'HF_HUB_DISABLE_TELEMETRY': '1', 'HF_HUB_ETAG_TIMEOUT': '5'}
+    env.pop('HF_TOKEN', None); env.pop('HF_HUB_OFFLINE', None)
+    yield tmp, env
+    srv.shutdown()
+
+
+def _py(code, env):
+    return subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_from_pretrained_by_hub_id_and_revision(hub):
+    tmp, env = hub
+    code = f"""
+import torch
+from agiformer.model import AGIFORMER
+x = torch.randint(0, 256, (2, 36), generator=torch.Generator().manual_seed(1))
+def out(m):
+    with torch.no_grad(): return m(x[:, :-4], x[:, 4:])
+for rev, local in (('main', {str(tmp / 'main')!r}), ('v2', {str(tmp / 'v2')!r})):
+    h = AGIFORMER.from_pretrained('me/tiny', revision=None if rev == 'main' else rev)
+    l = AGIFORMER.from_pretrained(local)
+    assert h.config == l.config, (h.config, l.config)
+    assert torch.equal(out(h), out(l)), rev
+    print(rev, h.config.thinking_steps)
+"""
+    r = _py(code, hub[1])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == ['main', '2', 'v2', '4']
+    assert any('/me/tiny/resolve/v2/model.safetensors' in p for _, p in FakeHub.requests)
+
+
+def test_hub_errors_are_clear_and_no_pickle_is_loaded(hub):
+    tmp, env = hub
+    r = _py("from agiformer.model import AGIFORMER; AGIFORMER.from_pretrained('me/pickled')", env)
+    assert r.returncode != 0 and 'loads safetensors weights only' in r.stderr, r.stderr[-2000:]
+    assert not any('pytorch_model.bin' in p for _, p in FakeHub.requests)
+    r = _py("from agiformer.model import AGIFORMER; AGIFORMER.from_pretrained('me/nothing')", env)
+    assert r.returncode != 0 and "'me/nothing' not found" in r.stderr, r.stderr[-2000:]
+
+
+@pytest.fixture(scope='module')
+def run_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('push')
+    corpus = tmp / 'corpus.txt'
+    corpus.write_bytes(b''.join(f"def g{i}(y):\n    return y - {i % 11}\n".encode() for i in range(3000)))
+    subprocess.run([sys.executable, '-m', 'agiformer.train', '--preset', 'tiny', '--data', str(corpus), '--steps', '4',
+                    '--seq_len', '64', '--batch_size', '2', '--val_every', '2', '--val_windows', '2', '--val_window', '256',
+                    '--device', 'cpu', '--out', str(tmp / 'run'), '--quiet'], check=True, timeout=300)
+    return tmp / 'run'
+
+
+def test_push_dry_run_shows_files_and_card_never_the_token(run_dir, tmp_path):
+    env = {**os.environ, 'HF_TOKEN': SECRET, 'HF_HOME': str(tmp_path / 'hf')}
+    r = subprocess.run(['agiformer_push', str(run_dir), 'me/agiformer-tiny', '--dry_run'], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for f in ('model.safetensors', 'config.json', 'README.md', 'metrics.jsonl', 'bpc.png'): assert f in r.stdout
+    assert 'Would upload to https://huggingface.co/me/agiformer-tiny' in r.stdout
+    assert 'library_name: agiformer' in r.stdout and 'val (best, step' in r.stdout
+    assert SECRET not in r.stdout + r.stderr
+
+
+def test_push_needs_a_token_from_the_environment(run_dir, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != 'HF_TOKEN'}
+    env.update(HF_HOME=str(tmp_path / 'empty_hf_home'), HF_HUB_OFFLINE='1')
+    r = subprocess.run(['agiformer_push', str(run_dir), 'me/agiformer-tiny', '--no_test'], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2 and 'no Hugging Face token' in r.stderr, r.stderr[-2000:]
+    help_ = subprocess.run(['agiformer_push', '--help'], capture_output=True, text=True, check=True).stdout
+    assert '--token' not in help_ and '--dry_run' in help_ and '--private' in help_ and '--revision' in help_
+
+
+def test_push_bad_input(run_dir, tmp_path):
+    r = subprocess.run(['agiformer_push', str(tmp_path / 'missing'), 'me/x', '--dry_run'], capture_output=True, text=True)
+    assert r.returncode == 2 and 'does not exist' in r.stderr
+    r = subprocess.run(['agiformer_push', str(run_dir), 'not-a-repo-id', '--dry_run'], capture_output=True, text=True)
+    assert r.returncode == 2 and "must look like 'user/name'" in r.stderr
