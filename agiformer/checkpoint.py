@@ -27,6 +27,8 @@ def atomic_write(path, write_fn):
     os.close(fd)
     try:
         write_fn(tmp)
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)              # mkstemp makes 0600 files: give the usual permissions
         with open(tmp, 'rb+') as f: os.fsync(f.fileno())
         os.replace(tmp, path)
         try:
