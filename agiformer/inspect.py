@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from .core import LN2, bytes_to_tensor, check_bytes, cli, resolve_device
 from .checkpoint import atomic_write, load_model
 from .data import eval_batches, load_corpus
-from .train import read_metrics
+from .train import NbFigure, read_metrics
 
 # %% auto #0
 __all__ = ['COLOR_BY', 'X_AXES', 'byte_batches', 'think_steps', 'step_logits', 'ThinkingTrace', 'trace_thinking',
@@ -382,7 +382,7 @@ def plot_steps(trace: ThinkingTrace) -> Figure:
     "BPC after each step (trained T marked), relative latent change and gate per step, share of bytes improved."
     rows = trace.step_table()
     t = np.arange(trace.steps + 1)
-    fig = Figure(figsize=(9, 2.6))
+    fig = NbFigure(figsize=(9, 2.6))
     a, b, c = fig.subplots(1, 3)
     a.plot(t, trace.bpc, 'o-'); a.set_xlabel('thinking step t'); a.set_ylabel('BPC after step t')
     a.axvline(trace.trained_steps, color='gray', ls=':', label=f'trained T={trace.trained_steps}'); a.legend(fontsize=7)
@@ -404,7 +404,7 @@ def plot_depth_sweep(sweeps, # a DepthSweep, or {name: DepthSweep} to compare mo
                      ax=None) -> Figure:
     "BPC against test-time depth T', each model's trained T marked with a large marker."
     if isinstance(sweeps, DepthSweep): sweeps = {'': sweeps}
-    if ax is None: fig = Figure(figsize=(5, 3)); ax = fig.subplots()
+    if ax is None: fig = NbFigure(figsize=(5, 3)); ax = fig.subplots()
     else: fig = ax.figure
     for name, sw in sweeps.items():
         line, = ax.plot(sw.depths, sw.bpc, 'o-', label=name or None)
@@ -506,7 +506,7 @@ def plot_thinking(trace: ThinkingTrace, # from `trace_thinking`
         start = max(0, min(d['pos'] - max_bytes // 2, len(seq) - max_bytes)) // cols * cols
         end = min(len(seq), start + max_bytes)
         nrows = -(-(end - start) // cols)
-        fig = Figure(figsize=(9, 2.4 + 0.16 * nrows))
+        fig = NbFigure(figsize=(9, 2.4 + 0.16 * nrows))
         gs = fig.add_gridspec(2, 2, height_ratios=[0.16 * nrows + 0.3, 2.2])
         ax_t = fig.add_subplot(gs[0, :]); a, b = fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1])
         grid = np.full(nrows * cols, np.nan); grid[:end - start] = vals[start:end]
@@ -522,7 +522,7 @@ def plot_thinking(trace: ThinkingTrace, # from `trace_thinking`
                        fontsize=8)
         fig.colorbar(im, ax=ax_t, fraction=0.02, pad=0.01)
     else:
-        fig = Figure(figsize=(9, 2.6)); a, b = fig.subplots(1, 2)
+        fig = NbFigure(figsize=(9, 2.6)); a, b = fig.subplots(1, 2)
     steps = np.arange(len(d['bpc_by_step']))
     a.plot(steps, d['bpc_by_step'], 'o-', color='tab:blue')
     a.plot([d['t']], [d['bpc_by_step'][d['t']]], 'o', ms=10, mfc='none', mec='red', label=f"shown: t={d['t']}")
@@ -600,7 +600,7 @@ def plot_bpc_curves(runs, kinds=('train', 'val'), x: str='step', smoothing: floa
                     ax=None) -> Figure:
     "Train (smoothed, raw faint) and val BPC of one or several runs; the title names each run's best val BPC."
     curves = bpc_curves(runs, kinds, x, smoothing)
-    if ax is None: fig = Figure(figsize=(6.5, 3.4)); ax = fig.subplots()
+    if ax is None: fig = NbFigure(figsize=(6.5, 3.4)); ax = fig.subplots()
     else: fig = ax.figure
     colours = {}
     for c in curves:

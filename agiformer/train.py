@@ -23,7 +23,7 @@ from .model import AGIFORMER
 # %% auto #0
 __all__ = ['SCHEDULES', 'AMP_MODES', 'RECIPES', 'RESUME_MAY_CHANGE', 'TrainConfig', 'train_recipe', 'lr_at', 'pick_precision',
            'lm_loss', 'save_model_dir', 'replace_dir', 'recover_dir', 'read_metrics', 'dist_env', 'TrainingDiverged',
-           'read_run_config', 'Trainer', 'thinking_stats', 'plot_run', 'agiformer_train']
+           'read_run_config', 'Trainer', 'thinking_stats', 'NbFigure', 'plot_run', 'agiformer_train']
 
 # %% ../nbs/09_train.ipynb #cbdd7c44
 SCHEDULES = ('constant', 'cosine')
@@ -466,14 +466,22 @@ def _validate(self: Trainer) -> dict:
     return rec
 
 # %% ../nbs/09_train.ipynb #55b0d38a
+import io
 from matplotlib.figure import Figure
+
+class NbFigure(Figure):
+    "A matplotlib figure outside pyplot's global state that shows itself as a PNG in notebooks."
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format='png', dpi=100, bbox_inches='tight')
+        return buf.getvalue()
 
 def plot_run(run, # a run directory
              smoothing: float=0.6, # EMA weight of the solid train curve (the raw one is faint)
             ) -> Figure:
     "Train and validation BPC of one run against optimizer steps."
     recs = read_metrics(run)
-    fig = Figure(figsize=(6, 3.2), layout='constrained')
+    fig = NbFigure(figsize=(6, 3.2), layout='constrained')
     ax = fig.subplots()
     tr = [r for r in recs if r['kind'] == 'train' and r['bpc'] is not None and math.isfinite(r['bpc'])]
     va = [r for r in recs if r['kind'] == 'val']
