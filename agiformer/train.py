@@ -245,6 +245,10 @@ class Trainer:
                 if k not in RESUME_MAY_CHANGE and getattr(old, k) != getattr(cfg, k)}
         if diff: raise ValueError(f"resuming {self.out} with different training settings (run, now) {diff} would not "
                                   f"continue the same run; only {', '.join(RESUME_MAY_CHANGE)} may change")
+        if old.schedule == 'cosine' and cfg.steps != old.steps:
+            raise ValueError(f"the run in {self.out} decays its learning rate on a cosine over {old.steps} steps; "
+                             f"resuming it with --steps {cfg.steps} would change the schedule it followed. Resume with "
+                             f"--steps {old.steps}, or fine-tune further with --init_from {self.out} in a new run")
         if stored.get('world_size', 1) != self.world:
             raise ValueError(f"the run in {self.out} was trained by {stored.get('world_size', 1)} process(es), this is "
                              f"{self.world}: resume with the same number of processes (the RNG and batch streams depend on it)")
