@@ -475,6 +475,7 @@ from matplotlib.figure import Figure
 
 class NbFigure(Figure):
     "A matplotlib figure outside pyplot's global state that shows itself as a PNG in notebooks."
+    def __init__(self, *args, **kwargs): super().__init__(*args, **kwargs)   # matplotlib.figure.Figure's arguments
     def _repr_png_(self) -> bytes:
         buf = io.BytesIO()
         self.savefig(buf, format='png', dpi=100, bbox_inches='tight')
