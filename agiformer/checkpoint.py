@@ -16,7 +16,7 @@ from .model import AGIFORMER
 
 # %% auto #0
 __all__ = ['atomic_write', 'save_model', 'clean_state_dict', 'check_state_dict', 'infer_config', 'torch_load_safe',
-           'load_original', 'read_safetensors', 'load_model']
+           'load_weights', 'load_original', 'read_safetensors', 'find_model_file', 'load_model']
 
 # %% ../nbs/06_checkpoint.ipynb #5
 def atomic_write(path, write_fn):
@@ -107,16 +107,23 @@ def torch_load_safe(path) -> dict:
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupted?): {e}") from None
 
+def load_weights(model: AGIFORMER, # a model built from the checkpoint's config
+                 sd: dict, # its state dict
+                 source, # where it came from (named in errors)
+                 map_location='cpu', # device for the model
+                ) -> AGIFORMER:
+    "Load `sd` into `model` once every key and shape is checked; return the model in eval mode on `map_location`."
+    check_state_dict(model, sd, str(source))
+    model.load_state_dict(sd)
+    return model.to(map_location).eval()
+
 def load_original(path, # a `.pth` written by the original's `torch.save(model.state_dict(), ...)`
                   map_location='cpu', # where to put the model
                   **config_overrides, # e.g. num_heads=, window_size=, thinking_steps= if not the defaults
                  ) -> AGIFORMER:
     "Build an AGIFORMER from an original checkpoint, without unpickling arbitrary objects."
     sd = clean_state_dict(torch_load_safe(path))
-    model = AGIFORMER.from_config(infer_config(sd, **config_overrides))
-    check_state_dict(model, sd, str(path))
-    model.load_state_dict(sd)
-    return model.to(map_location).eval()
+    return load_weights(AGIFORMER.from_config(infer_config(sd, **config_overrides)), sd, path, map_location)
 
 # %% ../nbs/06_checkpoint.ipynb #13
 def read_safetensors(path, prefix: str=''):
@@ -127,6 +134,12 @@ def read_safetensors(path, prefix: str=''):
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupted?): {e}") from None
 
+def find_model_file(path) -> Path|None:
+    "The model.safetensors of a model directory, or of a run directory (its best/, then last/); None if none."
+    for sub in ('', 'best', 'last'):
+        if (Path(path) / sub / 'model.safetensors').exists(): return Path(path) / sub / 'model.safetensors'
+    return None
+
 def load_model(path, # model dir, .safetensors, or original .pth/.pt/.bin
                map_location='cpu', # device for the model
                prefix: str='', # only keys under this prefix (e.g. 'model.')
@@ -135,27 +148,17 @@ def load_model(path, # model dir, .safetensors, or original .pth/.pt/.bin
     "Load an AGIFORMER in eval mode from any supported checkpoint format."
     path = Path(path)
     if path.is_dir():
-        # a model directory, or a training run directory holding best/ and last/ model directories
-        found = [path / sub / 'model.safetensors' for sub in ('', 'best', 'last') if (path / sub / 'model.safetensors').exists()]
-        if not found:
+        found = find_model_file(path)
+        if found is None:
             raise FileNotFoundError(f"{path} is a directory without model.safetensors (nor best/ or last/ inside); "
                                     "give a model or run directory, a .safetensors file or an original .pth")
-        path = found[0]
+        path = found
     if not path.exists(): raise FileNotFoundError(f"checkpoint {path} does not exist")
     if path.suffix in ('.pth', '.pt', '.bin'): return load_original(path, map_location, **config_overrides)
     sd, meta = read_safetensors(path, prefix)
     if (path.parent / 'config.json').exists() and 'config' not in meta:
         cfg = json.loads((path.parent / 'config.json').read_text())
     elif 'config' in meta: cfg = json.loads(meta['config'])
-    else: return _from_sd(sd, path, map_location, config_overrides)
+    else: return load_weights(AGIFORMER.from_config(infer_config(sd, **config_overrides)), sd, path, map_location)
     cfg = AGIConfig.from_dict({k: v for k, v in cfg.items() if k in AGIConfig.__dataclass_fields__})
-    model = AGIFORMER.from_config(cfg.replace(**config_overrides))
-    check_state_dict(model, sd, str(path))
-    model.load_state_dict(sd)
-    return model.to(map_location).eval()
-
-def _from_sd(sd, path, map_location, overrides):
-    model = AGIFORMER.from_config(infer_config(sd, **overrides))
-    check_state_dict(model, sd, str(path))
-    model.load_state_dict(sd)
-    return model.to(map_location).eval()
+    return load_weights(AGIFORMER.from_config(cfg.replace(**config_overrides)), sd, path, map_location)

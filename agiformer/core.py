@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #2
 from __future__ import annotations
-import functools, json, math, random, sys
+import functools, json, math, random, re, sys
 from dataclasses import dataclass, asdict, fields, replace
 
 import torch
@@ -12,7 +12,7 @@ from fastcore.script import anno_parser
 
 # %% auto #0
 __all__ = ['ATTN_IMPLS', 'PRESETS', 'LN2', 'AGIConfig', 'check_bytes', 'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed',
-           'count_params', 'resolve_device', 'cli']
+           'count_params', 'resolve_device', 'is_hub_id', 'cli']
 
 # %% ../nbs/00_core.ipynb #5
 ATTN_IMPLS = ('fast', 'reference')
@@ -152,6 +152,11 @@ def resolve_device(device: str|torch.device='auto') -> torch.device:
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available here: use --device cpu (or auto)")
     return dev
+
+def is_hub_id(spec) -> bool:
+    "Whether `spec` reads as a Hugging Face hub id 'user/name' (not a checkpoint file name)."
+    s = str(spec)
+    return bool(re.fullmatch(r'[A-Za-z0-9][\w.-]*/[\w.-]+', s)) and not re.search(r'\.(pth|pt|bin|safetensors)$', s)
 
 def _dashes(arg: str) -> str:
     "'--init-from=x' -> '--init_from=x'; other tokens unchanged."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_generate.ipynb #2
 from __future__ import annotations
-import codecs, functools, math, numbers, os, re, sys
+import codecs, functools, math, numbers, os, sys
 from dataclasses import dataclass, replace as dc_replace
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .core import cli, resolve_device
+from .core import cli, is_hub_id, resolve_device
 from .encoder import rotate_half, rotary_angles
 from .head import sample_bytes
 from .model import AGIFORMER
@@ -476,7 +476,7 @@ def resolve_checkpoint(spec: str|os.PathLike) -> Path|str:
     p = Path(spec)
     if p.exists(): return p
     s = str(spec)
-    if re.fullmatch(r'[A-Za-z0-9][\w.-]*/[\w.-]+', s) and not re.search(r'\.(pth|pt|bin|safetensors)$', s): return s
+    if is_hub_id(s): return s
     raise FileNotFoundError(f"checkpoint {s} does not exist: give a run directory, a model directory, a .safetensors "
                             "file, an original .pth or a hub id user/name")
 

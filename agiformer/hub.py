@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_hub.ipynb #352a783d
 from __future__ import annotations
-import json, os, re, shutil, sys, tempfile
+import json, os, shutil, sys, tempfile
 from pathlib import Path
 
 import torch
@@ -12,8 +12,8 @@ from huggingface_hub import HfApi, get_token, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
 import agiformer
-from .core import AGIConfig, cli
-from .checkpoint import check_state_dict, load_model, read_safetensors
+from .core import AGIConfig, cli, is_hub_id
+from .checkpoint import find_model_file, load_model, load_weights, read_safetensors
 from .data import PROTOCOL, load_corpus, resolve_data_dir
 from .evaluate import protocol_bpc
 from .model import AGIFORMER
@@ -23,12 +23,6 @@ __all__ = ['ORIGINAL_CITATION', 'load_pretrained', 'run_summary', 'model_card', 
 
 # %% ../nbs/14_hub.ipynb #3b3eeb83
 def _config_fields() -> set: return set(AGIConfig.__dataclass_fields__)
-
-def _local_model_dir(p: Path) -> Path|None:
-    "The directory holding model.safetensors in a model directory or a run directory (best, then last)."
-    for sub in ('', 'best', 'last'):
-        if (p / sub / 'model.safetensors').exists(): return p / sub
-    return None
 
 def load_pretrained(cls, # AGIFORMER (or a subclass)
                     model_id, # a local model/run directory, or a hub id "user/name"
@@ -43,13 +37,13 @@ def load_pretrained(cls, # AGIFORMER (or a subclass)
     "An AGIFORMER in eval mode from `config.json` + `model.safetensors` of a directory or a hub repository."
     p = Path(str(model_id))
     if p.exists():
-        d = _local_model_dir(p) if p.is_dir() else None
-        if d is None: raise FileNotFoundError(f"{p} holds no model.safetensors (nor best/ or last/): give a directory "
-                                              "written by save_pretrained or the trainer")
-        cfg_file, w_file = d / 'config.json', d / 'model.safetensors'
-        if not cfg_file.exists(): raise FileNotFoundError(f"{d} has model.safetensors but no config.json")
+        w_file = find_model_file(p) if p.is_dir() else None
+        if w_file is None: raise FileNotFoundError(f"{p} holds no model.safetensors (nor best/ or last/): give a directory "
+                                                   "written by save_pretrained or the trainer")
+        cfg_file = w_file.parent / 'config.json'
+        if not cfg_file.exists(): raise FileNotFoundError(f"{w_file.parent} has model.safetensors but no config.json")
     else:
-        if not re.fullmatch(r'[\w.-]+/[\w.-]+', str(model_id)):
+        if not is_hub_id(model_id):
             raise FileNotFoundError(f"{model_id!r} is neither an existing path nor a hub id of the form 'user/name'")
         get = lambda f: hf_hub_download(repo_id=str(model_id), filename=f, revision=revision, cache_dir=cache_dir,
                                         force_download=force_download, local_files_only=local_files_only, token=token)
@@ -67,15 +61,10 @@ def load_pretrained(cls, # AGIFORMER (or a subclass)
         except (HfHubHTTPError, OSError) as e:
             raise ConnectionError(f"could not fetch {model_id!r} from the Hugging Face hub: {str(e).splitlines()[0][:300]}") from None
     stored = json.loads(Path(cfg_file).read_text())
-    unknown = set(model_kwargs) - _config_fields() - {'config'}
+    unknown = set(model_kwargs) - _config_fields()
     if unknown: raise TypeError(f"from_pretrained got {sorted(unknown)}, which are not AGIConfig fields")
-    over = {k: v for k, v in model_kwargs.items() if k in _config_fields() and stored.get(k) != v}
-    cfg = AGIConfig.from_dict({**{k: v for k, v in stored.items() if k in _config_fields()}, **over})
-    model = cls(config=cfg)
-    sd, _ = read_safetensors(w_file)
-    check_state_dict(model, sd, str(w_file))
-    model.load_state_dict(sd)
-    return model.to(map_location).eval()
+    cfg = AGIConfig.from_dict({**{k: v for k, v in stored.items() if k in _config_fields()}, **model_kwargs})
+    return load_weights(cls(config=cfg), read_safetensors(w_file)[0], w_file, map_location)
 
 # %% ../nbs/14_hub.ipynb #25180054
 ORIGINAL_CITATION = """@software{agiformer_original,
@@ -182,7 +171,7 @@ def stage_upload(source, # run directory, model directory, .safetensors or origi
     src = Path(source)
     if not src.exists(): raise FileNotFoundError(f"{src} does not exist: give a run directory, a model directory, "
                                                  "a .safetensors file or an original .pth")
-    if not re.fullmatch(r'[\w.-]+/[\w.-]+', repo_id):
+    if not is_hub_id(repo_id):
         raise ValueError(f"repo id {repo_id!r} must look like 'user/name'")
     if which not in ('best', 'last'): raise ValueError(f"--which must be best or last, got {which!r}")
     run = src if (src / 'metrics.jsonl').exists() else None

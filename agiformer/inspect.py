@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_inspect.ipynb #2
 from __future__ import annotations
-import json, math
+import io, json, math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,14 +20,23 @@ from matplotlib.figure import Figure
 from .core import LN2, bytes_to_tensor, check_bytes, cli, resolve_device
 from .checkpoint import atomic_write, load_model
 from .data import eval_batches, load_corpus
-from .train import NbFigure, read_metrics
+from .train import read_metrics
 
 # %% auto #0
-__all__ = ['COLOR_BY', 'X_AXES', 'byte_batches', 'think_steps', 'step_logits', 'ThinkingTrace', 'trace_thinking',
+__all__ = ['COLOR_BY', 'X_AXES', 'NbFigure', 'byte_batches', 'think_steps', 'step_logits', 'ThinkingTrace', 'trace_thinking',
            'format_step_table', 'DepthSweep', 'depth_sweep', 'Verdict', 'thinking_verdict', 'Diagnosis',
            'original_verdict', 'diagnose', 'plot_steps', 'plot_depth_sweep', 'thinking_data', 'thinking_html',
            'plot_thinking', 'Curve', 'ema', 'find_runs', 'best_val', 'bpc_curves', 'plot_bpc_curves', 'save_png',
            'agiformer_inspect']
+
+# %% ../nbs/11_inspect.ipynb #98e22898
+class NbFigure(Figure):
+    "A matplotlib figure outside pyplot's global state that shows itself as a PNG in notebooks."
+    def __init__(self, *args, **kwargs): super().__init__(*args, **kwargs)   # matplotlib.figure.Figure's arguments
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format='png', dpi=100, bbox_inches='tight')
+        return buf.getvalue()
 
 # %% ../nbs/11_inspect.ipynb #5
 def byte_batches(model, # an AGIFORMER (gives the patch size)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .core import AGIConfig, LN2, cli, resolve_device
-from .checkpoint import atomic_write, check_state_dict, load_model, read_safetensors, save_model, torch_load_safe
+from .checkpoint import atomic_write, load_model, load_weights, read_safetensors, save_model, torch_load_safe
 from .data import WindowSampler, count_windows, load_corpus
 from .evaluate import evaluate_bpc
 from .model import AGIFORMER
@@ -23,7 +23,7 @@ from .model import AGIFORMER
 # %% auto #0
 __all__ = ['SCHEDULES', 'AMP_MODES', 'RECIPES', 'RESUME_MAY_CHANGE', 'TrainConfig', 'train_recipe', 'lr_at', 'pick_precision',
            'lm_loss', 'save_model_dir', 'replace_dir', 'recover_dir', 'read_metrics', 'dist_env', 'TrainingDiverged',
-           'read_run_config', 'Trainer', 'thinking_stats', 'NbFigure', 'plot_run', 'agiformer_train']
+           'read_run_config', 'Trainer', 'thinking_stats', 'agiformer_train']
 
 # %% ../nbs/09_train.ipynb #cbdd7c44
 SCHEDULES = ('constant', 'cosine')
@@ -274,9 +274,7 @@ def _setup(self: Trainer):
     torch.manual_seed(c.seed); random.seed(c.seed)
     self.model = AGIFORMER.from_config(mc).to(dev)
     if self.init_from is not None:
-        src = load_model(self.init_from)
-        check_state_dict(self.model, src.state_dict(), str(self.init_from))
-        self.model.load_state_dict(src.state_dict())
+        load_weights(self.model, load_model(self.init_from).state_dict(), self.init_from, dev)
     if self.rank: torch.manual_seed(c.seed + 1_000_003 * self.rank)   # other dropout masks on other ranks
     self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr_at(1, c), weight_decay=c.weight_decay)
     self.scaler = torch.amp.GradScaler(dev.type, enabled=self.precision == 'fp16')
@@ -288,7 +286,7 @@ def _setup(self: Trainer):
     self.sampler = WindowSampler(self.corpus.train, c.seq_len + mc.patch_size, c.batch_size, c.seed, dev, self.rank, self.world)
     self.step, self.best_val, self.best_step, self.skipped, self.bad_run = 0, math.inf, None, 0, 0
     self.bytes_seen, self.elapsed, self.last_val = 0, 0.0, None
-    self._stop, self._stop_reason = False, None
+    self._stop = False
 
 # %% ../nbs/09_train.ipynb #b88c386c
 import agiformer
@@ -324,8 +322,7 @@ def _state(self: Trainer) -> dict:
     return dict(step=self.step, optimizer=self.opt.state_dict(), scaler=self.scaler.state_dict(),
                 sampler=self.sampler.state_dict(), rng=rngs, best_val=self.best_val, best_step=self.best_step,
                 skipped=self.skipped, bad_run=self.bad_run, bytes_seen=self.bytes_seen, elapsed=self.elapsed,
-                last_val=self.last_val, world_size=self.world, model_config=self.mc.to_json(),
-                train_config=json.dumps(self.cfg.to_dict()))
+                last_val=self.last_val, world_size=self.world)
 
 @patch
 def _save_last(self: Trainer):
@@ -348,8 +345,7 @@ def _load_state(self: Trainer):
     if int(meta.get('step', -1)) != st['step']:
         raise ValueError(f"{last}: model.safetensors is from step {meta.get('step')} but trainer_state.pt from step "
                          f"{st['step']}; the checkpoint is inconsistent")
-    check_state_dict(self.model, sd, str(last / 'model.safetensors'))
-    self.model.load_state_dict(sd)
+    load_weights(self.model, sd, last / 'model.safetensors', self.device)
     self.opt.load_state_dict(st['optimizer'])
     self.scaler.load_state_dict(st['scaler'])
     self.sampler.load_state_dict(st['sampler'])
@@ -420,9 +416,10 @@ def _train_step(self: Trainer) -> tuple[float, float, float]:
     flags = torch.stack([total / c.grad_accum, torch.tensor(float(self._stop), device=self.device)])
     if self.world > 1:
         dist.all_reduce(flags); flags[0] /= self.world
-    loss_val, self._stop = flags[0].item(), bool(flags[1].item() > 0) or self._stop
     self.scaler.unscale_(self.opt)
-    gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf).item()
+    gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf)
+    loss_val, stop, gnorm = torch.stack([flags[0], flags[1], gn.float()]).tolist()      # one device sync per step
+    self._stop = stop > 0 or self._stop
     if math.isfinite(loss_val) and math.isfinite(gnorm):
         self.scaler.step(self.opt); self.scaler.update()
         self.bad_run = 0
@@ -470,53 +467,18 @@ def _validate(self: Trainer) -> dict:
     return rec
 
 # %% ../nbs/09_train.ipynb #55b0d38a
-import io
-from matplotlib.figure import Figure
-
-class NbFigure(Figure):
-    "A matplotlib figure outside pyplot's global state that shows itself as a PNG in notebooks."
-    def __init__(self, *args, **kwargs): super().__init__(*args, **kwargs)   # matplotlib.figure.Figure's arguments
-    def _repr_png_(self) -> bytes:
-        buf = io.BytesIO()
-        self.savefig(buf, format='png', dpi=100, bbox_inches='tight')
-        return buf.getvalue()
-
-def plot_run(run, # a run directory
-             smoothing: float=0.6, # EMA weight of the solid train curve (the raw one is faint)
-            ) -> Figure:
-    "Train and validation BPC of one run against optimizer steps."
-    recs = read_metrics(run)
-    fig = NbFigure(figsize=(6, 3.2), layout='constrained')
-    ax = fig.subplots()
-    tr = [r for r in recs if r['kind'] == 'train' and r['bpc'] is not None and math.isfinite(r['bpc'])]
-    va = [r for r in recs if r['kind'] == 'val']
-    if tr:
-        x, y = [r['step'] for r in tr], np.array([r['bpc'] for r in tr])
-        ema, m, out = 0.0, 0.0, []
-        for i, v in enumerate(y):                                                   # debiased EMA
-            m = smoothing * m + (1 - smoothing) * v; out.append(m / (1 - smoothing ** (i + 1)))
-        ax.plot(x, y, color='C0', alpha=0.25, lw=1)
-        ax.plot(x, out, color='C0', lw=1.5, label='train')
-    if va:
-        ax.plot([r['step'] for r in va], [r['bpc'] for r in va], 'o-', color='C1', ms=4, label='val')
-        b = min(va, key=lambda r: r['bpc'])
-        ax.annotate(f"{b['bpc']:.3f}", (b['step'], b['bpc']), textcoords='offset points', xytext=(0, 6), ha='center', fontsize=8)
-    ax.set(xlabel='step', ylabel='bits per byte', title=Path(run).name)
-    ax.grid(alpha=0.3)
-    if tr or va: ax.legend(frameon=False)
-    return fig
-
 @patch
 def _save_plot(self: Trainer):
+    "bpc.png: the run's curves as `agiformer.inspect.plot_bpc_curves` draws them (chapter 11)."
     if self.rank != 0: return
-    fig = plot_run(self.out)
-    atomic_write(self.out / 'bpc.png', lambda t: fig.savefig(t, dpi=100, format='png'))
+    from agiformer.inspect import plot_bpc_curves, save_png        # inspect reads this module's metrics: import late
+    save_png(plot_bpc_curves([self.out]), self.out / 'bpc.png', dpi=100)
 
 # %% ../nbs/09_train.ipynb #5b86207e
 @patch
-def stop(self: Trainer, reason: str='stop requested'):
+def stop(self: Trainer):
     "End the run after the current step (the last checkpoint is saved; `--resume` continues it)."
-    self._stop, self._stop_reason = True, reason
+    self._stop = True
 
 @patch
 def _on_signal(self: Trainer, signum, frame):
@@ -524,12 +486,11 @@ def _on_signal(self: Trainer, signum, frame):
     name = signal.Signals(signum).name
     if self.rank == 0: print(f"\nInterrupted ({name}): finishing step {self.step + 1} and saving the last checkpoint",
                              flush=True)
-    self.stop(f'interrupted ({name})')
+    self.stop()
 
 @patch
 def fit(self: Trainer) -> dict:
     "Train to `config.steps` (or until stopped); return a summary."
-    c = self.cfg
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         for s in (signal.SIGINT, signal.SIGTERM): handlers[s] = signal.signal(s, self._on_signal)

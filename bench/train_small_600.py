@@ -28,6 +28,7 @@ def main():
     from agiformer.evaluate import protocol_bpc
     from agiformer.checkpoint import load_model
     from agiformer.data import load_corpus
+    from agiformer.model import AGIFORMER
     tc = TrainConfig(data='pystdlib', steps=a.steps, val_every=200, log_every=10, device='cpu', val_windows=64)
     t0 = time.perf_counter()
     Trainer(AGIConfig.from_preset('small'), tc, a.out).fit()
@@ -36,10 +37,9 @@ def main():
     tr = [r for r in recs if r['kind'] == 'train']
     val = {r['step']: r['bpc'] for r in recs if r['kind'] == 'val'}
     s_per_step = tr[-1]['time'] / tr[-1]['step']
-    last = load_model(Path(a.out) / 'last')
-    test = protocol_bpc(last, load_corpus('pystdlib').test).bpc
-    init = protocol_bpc(__import__('agiformer.model', fromlist=['AGIFORMER']).AGIFORMER.from_preset('small'),
-                        load_corpus('pystdlib').val).bpc
+    corpus = load_corpus('pystdlib')
+    test = protocol_bpc(load_model(Path(a.out) / 'last'), corpus.test).bpc
+    init = protocol_bpc(AGIFORMER.from_preset('small'), corpus.val).bpc
     print(f"\n{'':24s}{'this project':>14s}{'original':>10s}")
     print(f"{'seconds / step':24s}{s_per_step:14.3f}{ORIGINAL['s_per_step']:10.3f}   ratio {ORIGINAL['s_per_step'] / s_per_step:.2f}x")
     print(f"{'val BPC init':24s}{init:14.3f}{ORIGINAL['val'][0]:10.3f}")
