@@ -11,35 +11,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file, safe_open
 
-from .core import AGIConfig
+from .core import AGIConfig, atomic_write
 from .model import AGIFORMER
 
 # %% auto #0
-__all__ = ['atomic_write', 'save_model', 'clean_state_dict', 'check_state_dict', 'infer_config', 'torch_load_safe',
-           'load_weights', 'load_original', 'read_safetensors', 'find_model_file', 'load_model']
-
-# %% ../nbs/06_checkpoint.ipynb #5
-def atomic_write(path, write_fn):
-    "Call `write_fn(tmp_path)`, fsync, and rename onto `path`; the old file survives any failure."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        umask = os.umask(0); os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)              # mkstemp makes 0600 files: give the usual permissions
-        with open(tmp, 'rb+') as f: os.fsync(f.fileno())
-        os.replace(tmp, path)
-        try:
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try: os.fsync(dfd)
-            finally: os.close(dfd)
-        except OSError: pass
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
-        raise
-    return path
+__all__ = ['save_model', 'clean_state_dict', 'check_state_dict', 'infer_config', 'torch_load_safe', 'load_weights',
+           'load_original', 'read_safetensors', 'find_model_file', 'load_model']
 
 # %% ../nbs/06_checkpoint.ipynb #6
 def save_model(model: AGIFORMER, path, metadata: dict|None=None):

@@ -4,15 +4,17 @@
 
 # %% ../nbs/00_core.ipynb #2
 from __future__ import annotations
-import functools, json, math, random, re, sys
+import contextlib, functools, json, math, numbers, os, random, re, sys, tempfile
 from dataclasses import dataclass, asdict, fields, replace
+from pathlib import Path
 
 import torch
 from fastcore.script import anno_parser
 
 # %% auto #0
-__all__ = ['ATTN_IMPLS', 'PRESETS', 'LN2', 'AGIConfig', 'check_bytes', 'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed',
-           'count_params', 'resolve_device', 'is_hub_id', 'cli']
+__all__ = ['ATTN_IMPLS', 'PRESETS', 'LN2', 'USER_ERRORS', 'AGIConfig', 'check_bytes', 'bpc', 'bytes_to_tensor', 'tensor_to_bytes',
+           'set_seed', 'count_params', 'check_int', 'check_float', 'eval_mode', 'atomic_write', 'resolve_device',
+           'is_hub_id', 'fail', 'cli']
 
 # %% ../nbs/00_core.ipynb #5
 ATTN_IMPLS = ('fast', 'reference')
@@ -95,7 +97,7 @@ def check_bytes(x: torch.Tensor, # byte ids, shape (B, L)
                 name: str='x', # how the tensor is called in error messages
                 check_values: bool=True, # check the 0..255 range (one device sync)
                ) -> torch.Tensor:
-    "Validate a batch of byte ids and return it; raise a clear error otherwise."
+    "Validate a batch of byte ids and return it as int64 (uint8 and other integer types are converted); raise a clear error otherwise."
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of byte ids, got {type(x).__name__}; use torch.tensor(list(data), dtype=torch.long)")
     if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
@@ -111,7 +113,7 @@ def check_bytes(x: torch.Tensor, # byte ids, shape (B, L)
         lo, hi = torch.aminmax(x)
         if lo.item() < 0 or hi.item() > 255:
             raise ValueError(f"{name} holds values outside the byte range 0..255 (min {lo.item()}, max {hi.item()})")
-    return x
+    return x if x.dtype == torch.long else x.long()
 
 # %% ../nbs/00_core.ipynb #17
 LN2 = math.log(2)
@@ -139,6 +141,63 @@ def count_params(model: torch.nn.Module) -> int:
     "Number of parameters (buffers excluded)."
     return sum(p.numel() for p in model.parameters())
 
+# %% ../nbs/00_core.ipynb #ed92077c
+def check_int(name: str, # the argument's name, for the message
+              v, # the value to check
+              lo: int|None=None, # smallest allowed value
+              hi: int|None=None, # largest allowed value
+             ) -> int:
+    "`v` as an int if it is an integer (not a bool) in [lo, hi]; a ValueError naming `name` otherwise."
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f" >= {lo}" if hi is None and lo is not None else f" in [{lo}, {hi}]" if lo is not None else f" <= {hi}" if hi is not None else ""
+        raise ValueError(f"{name} must be an integer{rng}, got {v!r}")
+    return int(v)
+
+def check_float(name: str, v, lo: float|None=None, hi: float|None=None,
+                lo_open: bool=False, # exclude `lo` itself
+               ) -> float:
+    "`v` as a float if it is a finite real number (not a bool) in the range; a ValueError naming `name` otherwise."
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+    ok = ok and (lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or v <= hi)
+    if not ok:
+        lo_s = '' if lo is None else f"{'>' if lo_open else '>='} {lo}"
+        hi_s = '' if hi is None else f"<= {hi}"
+        rng = ' and '.join(s for s in (lo_s, hi_s) if s)
+        raise ValueError(f"{name} must be a finite number{' ' + rng if rng else ''}, got {v!r}")
+    return float(v)
+
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module):
+    "Run the block with `module` in eval mode; restore its train/eval mode afterwards, also on an error."
+    was_training = module.training
+    module.eval()
+    try: yield module
+    finally: module.train(was_training)
+
+def atomic_write(path, # the file to write
+                 write_fn, # called with a temporary path in the same directory; writes the whole file there
+                ) -> Path:
+    "Call `write_fn(tmp_path)`, fsync, and rename onto `path`; the old file survives any failure."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)              # mkstemp makes 0600 files: give the usual permissions
+        with open(tmp, 'rb+') as f: os.fsync(f.fileno())
+        os.replace(tmp, path)
+        try:
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try: os.fsync(dfd)
+            finally: os.close(dfd)
+        except OSError: pass
+    except BaseException:
+        if os.path.exists(tmp): os.unlink(tmp)
+        raise
+    return path
+
 # %% ../nbs/00_core.ipynb #20
 def resolve_device(device: str|torch.device='auto') -> torch.device:
     "'auto' -> cuda if available, else mps, else cpu; anything else is checked and returned as a torch.device."
@@ -164,13 +223,28 @@ def _dashes(arg: str) -> str:
     name, eq, val = arg.partition('=')
     return '--' + name[2:].replace('-', '_') + eq + val
 
+def fail(prog: str, e: BaseException) -> None:
+    "Print `prog: error: <e on one line>` to stderr and exit with status 2."
+    msg = ' '.join(str(e).split()) or type(e).__name__
+    print(f"{prog}: error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+USER_ERRORS = (ValueError, TypeError, OSError)
+
 def cli(func):
-    "Make `func` a console entry point: called without arguments it parses `sys.argv` (docments become --help) and returns None."
+    "Make `func` a console entry point: called without arguments it parses `sys.argv` (docments become --help), reports user errors in one line with exit status 2, and returns None."
     @functools.wraps(func)
     def _f(*args, **kwargs):
         if args or kwargs: return func(*args, **kwargs)
         p = anno_parser(func, prog=func.__name__)
         ns = vars(p.parse_args([_dashes(a) for a in sys.argv[1:]]))
         ns.pop('pdb', None); ns.pop('xtra', None)
-        func(**ns)          # a console script exits with what its entry point returns: None is status 0
+        try: func(**ns)     # a console script exits with what its entry point returns: None is status 0
+        except BrokenPipeError:                 # e.g. piped into `head`: not an error
+            try: sys.stderr.close()
+            finally: os._exit(0)
+        except USER_ERRORS as e:
+            if os.environ.get('AGIFORMER_DEBUG'): raise
+            fail(func.__name__, e)
     return _f
+

@@ -14,7 +14,7 @@ import requests
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import atomic_write
+from .core import atomic_write
 
 # %% auto #0
 __all__ = ['ENWIK8_URL', 'ENWIK8_ARCHIVE', 'ENWIK8_MEMBER', 'SPLITS', 'CORPORA', 'PROTOCOL', 'resolve_data_dir', 'enwik8_url',

@@ -18,7 +18,8 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.figure import Figure
 
 from .core import LN2, bytes_to_tensor, check_bytes, cli, resolve_device
-from .checkpoint import atomic_write, load_model
+from .core import atomic_write
+from .checkpoint import load_model
 from .data import eval_batches, load_corpus
 from .train import read_metrics
 

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .core import AGIConfig, LN2, cli, resolve_device
-from .checkpoint import atomic_write, load_model, load_weights, read_safetensors, save_model, torch_load_safe
+from .core import atomic_write
+from .checkpoint import load_model, load_weights, read_safetensors, save_model, torch_load_safe
 from .data import WindowSampler, count_windows, load_corpus
 from .evaluate import evaluate_bpc
 from .model import AGIFORMER

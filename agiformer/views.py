@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from .inspect import (COLOR_BY, X_AXES, best_val, bpc_curves, depth_sweep, find_runs, plot_bpc_curves,
                                plot_depth_sweep, plot_thinking, thinking_data, thinking_html, trace_thinking)
-from .checkpoint import atomic_write
+from .core import atomic_write
 from .train import read_metrics
 
 # %% auto #0
