@@ -12,12 +12,13 @@ import torch
 from fastcore.script import anno_parser
 
 # %% auto #0
-__all__ = ['ATTN_IMPLS', 'PRESETS', 'LN2', 'USER_ERRORS', 'AGIConfig', 'check_bytes', 'bpc', 'bytes_to_tensor', 'tensor_to_bytes',
-           'set_seed', 'count_params', 'check_int', 'check_float', 'eval_mode', 'atomic_write', 'resolve_device',
-           'is_hub_id', 'fail', 'cli']
+__all__ = ['ATTN_IMPLS', 'POSITION_SCHEMES', 'PRESETS', 'LN2', 'USER_ERRORS', 'AGIConfig', 'check_bytes', 'bpc',
+           'bytes_to_tensor', 'tensor_to_bytes', 'set_seed', 'count_params', 'check_int', 'check_float', 'eval_mode',
+           'atomic_write', 'resolve_device', 'is_hub_id', 'fail', 'cli']
 
 # %% ../nbs/00_core.ipynb #5
 ATTN_IMPLS = ('fast', 'reference')
+POSITION_SCHEMES = ('wrap', 'absolute', 'cap')
 
 @dataclass(frozen=True)
 class AGIConfig:
@@ -32,14 +33,17 @@ class AGIConfig:
     thinking_steps: int = 3   # System 2 refinement steps T (0 turns the block off)
     head_hidden: int = 256    # hidden size of the local autoregressive GRU head
     attn_impl: str = 'fast'   # attention kernels: 'fast' (linear memory) or 'reference' (the original's algorithms)
+    context_bytes: int = 1024 # the context the model was trained on: its positions 0 .. context_bytes / patch_size - 1
+    positions: str = 'wrap'   # patch positions past the trained context: 'wrap' (modulo it), 'absolute', or 'cap' (clamp)
 
     def __post_init__(self):
-        ints = ('d_model', 'n_layers', 'num_heads', 'patch_size', 'window_size', 'vocab_size', 'thinking_steps', 'head_hidden')
+        ints = ('d_model', 'n_layers', 'num_heads', 'patch_size', 'window_size', 'vocab_size', 'thinking_steps', 'head_hidden',
+                'context_bytes')
         for n in ints:
             v = getattr(self, n)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise TypeError(f"AGIConfig.{n} must be an int, got {v!r} ({type(v).__name__})")
-        for n in ('d_model', 'n_layers', 'num_heads', 'patch_size', 'window_size', 'head_hidden'):
+        for n in ('d_model', 'n_layers', 'num_heads', 'patch_size', 'window_size', 'head_hidden', 'context_bytes'):
             if getattr(self, n) < 1: raise ValueError(f"AGIConfig.{n} must be >= 1, got {getattr(self, n)}")
         if self.thinking_steps < 0: raise ValueError(f"AGIConfig.thinking_steps must be >= 0, got {self.thinking_steps}")
         if self.d_model % self.num_heads:
@@ -49,6 +53,10 @@ class AGIConfig:
         if self.vocab_size != 256:
             raise ValueError(f"vocab_size {self.vocab_size} is not supported: AGIFORMER is byte-level, its vocabulary is the 256 byte values")
         if not (0.0 <= float(self.dropout) < 1.0): raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.context_bytes % self.patch_size:
+            raise ValueError(f"context_bytes {self.context_bytes} is not a multiple of patch_size {self.patch_size}")
+        if self.positions not in POSITION_SCHEMES:
+            raise ValueError(f"positions {self.positions!r} is not one of {POSITION_SCHEMES}: 'wrap' keeps every position inside the trained context")
         if self.attn_impl not in ATTN_IMPLS:
             raise ValueError(f"attn_impl {self.attn_impl!r} is not one of {ATTN_IMPLS}: 'fast' for the linear-memory kernels, 'reference' for the original's algorithms")
 
@@ -56,6 +64,11 @@ class AGIConfig:
     def head_dim(self) -> int:
         "Width E of one attention head."
         return self.d_model // self.num_heads
+
+    @property
+    def context_patches(self) -> int:
+        "Patch positions the model was trained on."
+        return self.context_bytes // self.patch_size
 
     def to_dict(self) -> dict: return asdict(self)
     def to_json(self) -> str: return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -5,10 +5,11 @@
 # %% ../nbs/01_encoder.ipynb #2
 from __future__ import annotations
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['rotate_half', 'rotary_angles', 'ByteLatentEncoder']
+__all__ = ['rotate_half', 'rotary_angles', 'rotate', 'ByteLatentEncoder']
 
 # %% ../nbs/01_encoder.ipynb #5
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -16,22 +17,32 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     a, b = x.chunk(2, dim=-1)
     return torch.cat((-b, a), dim=-1)
 
-def rotary_angles(n: int, inv_freq: torch.Tensor, offset: int=0) -> torch.Tensor:
-    "Angles (n, D) for patch positions offset .. offset+n-1."
-    t = torch.arange(offset, offset + n, device=inv_freq.device, dtype=inv_freq.dtype)  # (N,)
-    freqs = torch.outer(t, inv_freq)                                                     # (N, D/2)
-    return torch.cat((freqs, freqs), dim=-1)                                             # (N, D)
+def rotary_angles(pos: int|torch.Tensor, # n (positions offset .. offset+n-1), or a tensor of positions of any shape
+                  inv_freq: torch.Tensor, # (D/2,) the rotation frequencies
+                  offset: int=0, # first position when `pos` is a count
+                 ) -> torch.Tensor: # (n, D) or (*pos.shape, D)
+    "Rotation angles of patch positions: position times each frequency, duplicated over the two halves."
+    if isinstance(pos, int): pos = torch.arange(offset, offset + pos, device=inv_freq.device)
+    freqs = pos[..., None].to(inv_freq.dtype) * inv_freq                                 # (..., D/2)
+    return torch.cat((freqs, freqs), dim=-1)                                             # (..., D)
+
+def rotate(x: torch.Tensor, ang: torch.Tensor) -> torch.Tensor:
+    "Rotate latents x (..., D) by angles `ang` (broadcastable to x)."
+    return x * ang.cos() + rotate_half(x) * ang.sin()
 
 # %% ../nbs/01_encoder.ipynb #7
 class ByteLatentEncoder(nn.Module):
-    "Embed bytes, merge each patch of P bytes with a strided conv, add a rotary position, normalise."
+    "Embed bytes, merge each patch of P bytes with a strided conv, add a rotary position, normalise; a whole sequence (`forward`) or one patch (`step`)."
     def __init__(self,
                  d_model: int, # latent width D
                  patch_size: int, # bytes per patch P
                  dropout: float=0.1, # dropout after the norm
+                 context_patches: int=256, # positions seen in training (0 .. context_patches - 1)
+                 positions: str='wrap', # positions past them: 'wrap' (modulo), 'absolute', 'cap' (clamp)
                 ):
         super().__init__()
         self.d_model, self.patch_size = d_model, patch_size
+        self.context_patches, self.positions = context_patches, positions
         self.byte_embedding = nn.Embedding(256, d_model)
         self.patch_conv = nn.Conv1d(d_model, d_model, kernel_size=patch_size, stride=patch_size)
         self.norm = nn.LayerNorm(d_model)
@@ -39,12 +50,29 @@ class ByteLatentEncoder(nn.Module):
         # a persistent buffer: the original saves it in its state_dict
         self.register_buffer('inv_freq', 1.0 / (10000 ** (torch.arange(0, d_model, 2).float() / d_model)))
 
+    def position_ids(self, pos: torch.Tensor) -> torch.Tensor:
+        "The rotary positions of patch indices `pos` under the position scheme (unchanged inside the trained context)."
+        if self.positions == 'wrap': return pos % self.context_patches
+        if self.positions == 'cap': return pos.clamp(max=self.context_patches - 1)
+        return pos
+
     def forward(self,
                 x: torch.Tensor, # (B, L) byte ids, L a multiple of patch_size
-                offset: int=0, # index of the first patch (for encoding a continuation)
+                offset: int|torch.Tensor=0, # index of the first patch: one for all rows, or (B,) one per row
                ) -> torch.Tensor: # (B, N, D) patch latents
         e = self.byte_embedding(x)                              # (B, L, D)
         p = self.patch_conv(e.transpose(1, 2)).transpose(1, 2)  # (B, N, D)
-        ang = rotary_angles(p.shape[1], self.inv_freq, offset)  # (N, D)
-        p = p * ang.cos() + rotate_half(p) * ang.sin()
+        pos = torch.arange(p.shape[1], device=p.device)         # (N,)
+        pos = pos + (offset[:, None] if torch.is_tensor(offset) else offset)   # (N,) or (B, N)
+        p = rotate(p, rotary_angles(self.position_ids(pos), self.inv_freq))   # angles (N, D) or (B, N, D)
+        return self.dropout(self.norm(p))
+
+    def step(self,
+             x: torch.Tensor, # (B, P) the bytes of one new patch per row
+             pos: torch.Tensor, # (B,) long: each row's patch position
+            ) -> torch.Tensor: # (B, D) its latent
+        w = self.patch_conv.weight                                            # (D, D, P): the conv, as one matrix
+        e = self.byte_embedding(x).transpose(1, 2).reshape(x.shape[0], -1)    # (B, D*P), channel-major like w
+        p = F.linear(e, w.reshape(w.shape[0], -1), self.patch_conv.bias)      # (B, D): the conv's one output
+        p = rotate(p, rotary_angles(self.position_ids(pos), self.inv_freq))  # angles (B, D)
         return self.dropout(self.norm(p))

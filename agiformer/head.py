@@ -4,12 +4,13 @@
 
 # %% ../nbs/04_head.ipynb #2
 from __future__ import annotations
+import math, numbers
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['LocalAutoregressiveHead', 'sample_bytes']
+__all__ = ['LocalAutoregressiveHead', 'sample_bytes', 'check_sampling', 'make_sampler']
 
 # %% ../nbs/04_head.ipynb #5
 class LocalAutoregressiveHead(nn.Module):
@@ -30,11 +31,25 @@ class LocalAutoregressiveHead(nn.Module):
         "(..., D) latents -> (..., hidden) GRU context."
         return self.proj_latent(latents)
 
-    def decode_step(self, prev: torch.Tensor, ctx: torch.Tensor, h: torch.Tensor|None=None):
-        "One byte step: prev (M,) byte ids, ctx (M, hidden), h (1, M, hidden) -> (logits (M, 256), new h)."
-        inp = torch.cat([self.byte_emb(prev), ctx], dim=-1)[:, None]   # (M, 1, 2*hidden)
-        out, h = self.rnn(inp, h)                                        # (M, 1, hidden)
-        return self.head(out[:, 0]), h
+    def context_gates(self, ctx: torch.Tensor) -> torch.Tensor:
+        "(M, hidden) context -> (M, 3 hidden): its share of the GRU's input gates (with their bias), the same for every byte of a patch."
+        hid = self.rnn.hidden_size
+        return F.linear(ctx, self.rnn.weight_ih_l0[:, hid:], self.rnn.bias_ih_l0)
+
+    def step(self,
+             prev: torch.Tensor, # (M,) the previous byte of each row (0 before the first)
+             gctx: torch.Tensor, # (M, 3 hidden) `context_gates` of the row's latent
+             h: torch.Tensor|None=None, # (M, hidden) GRU state (None at the start of a patch)
+            ): # -> logits (M, 256), new h (M, hidden)
+        "One byte: the GRU cell (PyTorch's gate order r, u, n) reads the previous byte and the context, and gives the logits of the next."
+        hid = self.rnn.hidden_size
+        gx = F.linear(self.byte_emb(prev), self.rnn.weight_ih_l0[:, :hid]) + gctx      # (M, 3h) input gates
+        if h is None: h = gctx.new_zeros(gctx.shape[0], hid)
+        gh = F.linear(h, self.rnn.weight_hh_l0, self.rnn.bias_hh_l0)                     # (M, 3h) hidden gates
+        r, u = torch.sigmoid(gx[:, :2 * hid] + gh[:, :2 * hid]).chunk(2, dim=-1)         # reset, update (M, h)
+        n = torch.tanh(gx[:, 2 * hid:] + r * gh[:, 2 * hid:])                            # candidate (M, h)
+        h = n + u * (h - n)                                                              # (1 - u) n + u h
+        return self.head(h), h
 
     def forward(self,
                 latents: torch.Tensor, # (B, N, D)
@@ -51,19 +66,34 @@ class LocalAutoregressiveHead(nn.Module):
             inp = torch.cat([self.byte_emb(prev), ctx.expand(-1, P, -1)], dim=-1)    # (BN, P, 2h)
             out, _ = self.rnn(inp)                                                    # (BN, P, h)
             return self.head(out).view(B, N, P, 256)
-        return self.generate(ctx[:, 0], temperature, generator).view(B, N, P)
+        return self.decode(ctx[:, 0], make_sampler(temperature, generator=generator)).view(B, N, P)
 
-    def generate(self, ctx: torch.Tensor, temperature: float=0.0, generator=None, forced: torch.Tensor|None=None):
-        "Decode P bytes for each row of ctx (M, hidden); `forced` (M, K<=P) fixes the first K bytes. -> (M, P)"
+    def decode(self,
+               ctx: torch.Tensor, # (M, hidden) contexts (`context` of the latents)
+               sample=None, # logits (M, 256) -> (M,) byte ids (e.g. `make_sampler`); default greedy
+               forced: torch.Tensor|None=None, # (M, K) bytes; row m's first n_forced[m] are given, not chosen
+               n_forced: int|list[int]=0, # how many leading bytes are forced: one count, or one per row
+               return_logits: bool=False, # also return the logits (M, P, 256)
+              ): # -> bytes (M, P), and the logits with return_logits
+        "Decode one patch per row, byte by byte with `step`, feeding each chosen (or forced) byte back in."
         M, P = ctx.shape[0], self.patch_size
-        prev = torch.zeros(M, dtype=torch.long, device=ctx.device)
-        h, out = None, []
+        counts = [n_forced] * M if isinstance(n_forced, int) else list(n_forced)
+        kmin, kmax = min(counts), max(counts)
+        if kmax > 0 and (forced is None or forced.shape[1] < kmax): raise ValueError("forced must hold n_forced bytes per row")
+        if kmax > kmin:   # rows forced for different lengths
+            rowmask = torch.arange(P, device=ctx.device)[None] < torch.tensor(counts, device=ctx.device)[:, None]  # (M, P)
+        prev, h, out, logs = torch.zeros(M, dtype=torch.long, device=ctx.device), None, [], []
+        gctx = self.context_gates(ctx)                                                  # (M, 3h), once per patch
         for i in range(P):
-            logits, h = self.decode_step(prev, ctx, h)
-            if forced is not None and i < forced.shape[1]: prev = forced[:, i]
-            else: prev = sample_bytes(logits, temperature, generator=generator)
+            logits, h = self.step(prev, gctx, h)                                       # (M, 256)
+            if return_logits: logs.append(logits)
+            if i < kmin: prev = forced[:, i]
+            else:
+                prev = logits.argmax(dim=-1) if sample is None else sample(logits)
+                if i < kmax: prev = torch.where(rowmask[:, i], forced[:, i], prev)
             out.append(prev)
-        return torch.stack(out, dim=1)
+        out = torch.stack(out, dim=1)                                                   # (M, P)
+        return (out, torch.stack(logs, dim=1)) if return_logits else out
 
 # %% ../nbs/04_head.ipynb #7
 def sample_bytes(logits: torch.Tensor, # (M, 256)
@@ -84,3 +114,27 @@ def sample_bytes(logits: torch.Tensor, # (M, 256)
         drop = cum - srt.softmax(-1) >= top_p          # keep the first byte always
         logits = logits.masked_fill(drop.scatter(-1, idx, drop), float('-inf'))
     return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
+
+def _real(x) -> bool: return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+def check_sampling(temperature: float=0.0, # 0 = greedy; > 0 divides the logits before sampling
+                   top_k: int|None=None, # sample among the k most likely bytes (None: all 256)
+                   top_p: float|None=None, # sample among the most likely bytes holding this probability (None: all)
+                   max_new_bytes: int=0, # how many bytes to generate
+                  ):
+    "Raise a ValueError naming any bad sampling argument."
+    if not _real(temperature) or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, numbers.Integral) or isinstance(top_k, bool) or top_k < 1):
+        raise ValueError(f"top_k must be an integer >= 1 (or None for no limit), got {top_k!r}")
+    if top_p is not None and (not _real(top_p) or not 0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1] (or None for no limit), got {top_p!r}")
+    if not isinstance(max_new_bytes, numbers.Integral) or isinstance(max_new_bytes, bool) or max_new_bytes < 0:
+        raise ValueError(f"the number of new bytes must be an integer >= 0, got {max_new_bytes!r}")
+
+def make_sampler(temperature: float=0.0, top_k: int|None=None, top_p: float|None=None,
+                 generator: torch.Generator|None=None):
+    "A function logits (M, 256) -> (M,) byte ids: argmax when `temperature` is 0 (top_k, top_p unused), else `sample_bytes`."
+    check_sampling(temperature, top_k, top_p)
+    if temperature == 0: return lambda logits: logits.argmax(dim=-1)
+    return lambda logits: sample_bytes(logits, float(temperature), top_k, top_p, generator)

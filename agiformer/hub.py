@@ -4,67 +4,23 @@
 
 # %% ../nbs/14_hub.ipynb #352a783d
 from __future__ import annotations
-import json, os, shutil, sys, tempfile
+import os, shutil, tempfile
 from pathlib import Path
 
-import torch
-from huggingface_hub import HfApi, get_token, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+from huggingface_hub import HfApi, get_token
+from huggingface_hub.errors import HfHubHTTPError
 
 import agiformer
-from .core import AGIConfig, cli, is_hub_id
-from .checkpoint import find_model_file, load_model, load_weights, read_safetensors
-from .data import PROTOCOL, load_corpus, resolve_data_dir
-from .evaluate import protocol_bpc
+from .core import cli, is_hub_id
+from .checkpoint import load_model
+from .download import resolve_data_dir
+from .data import load_corpus
+from .evaluate import PROTOCOL, protocol_bpc
 from .model import AGIFORMER
+from .runs import run_summary
 
 # %% auto #0
-__all__ = ['ORIGINAL_CITATION', 'load_pretrained', 'run_summary', 'model_card', 'stage_upload', 'agiformer_push']
-
-# %% ../nbs/14_hub.ipynb #3b3eeb83
-def _config_fields() -> set: return set(AGIConfig.__dataclass_fields__)
-
-def load_pretrained(cls, # AGIFORMER (or a subclass)
-                    model_id, # a local model/run directory, or a hub id "user/name"
-                    revision: str|None=None, # hub branch, tag or commit
-                    cache_dir=None, force_download: bool=False, local_files_only: bool=False,
-                    token=None, # default: HF_TOKEN or the cached login
-                    map_location='cpu', # device for the model
-                    strict: bool=True, # always strict: every key and shape must fit
-                    proxies=None, resume_download=None, # accepted for compatibility, unused
-                    **model_kwargs, # AGIConfig fields to change (e.g. thinking_steps=5)
-                   ) -> AGIFORMER:
-    "An AGIFORMER in eval mode from `config.json` + `model.safetensors` of a directory or a hub repository."
-    p = Path(str(model_id))
-    if p.exists():
-        w_file = find_model_file(p) if p.is_dir() else None
-        if w_file is None: raise FileNotFoundError(f"{p} holds no model.safetensors (nor best/ or last/): give a directory "
-                                                   "written by save_pretrained or the trainer")
-        cfg_file = w_file.parent / 'config.json'
-        if not cfg_file.exists(): raise FileNotFoundError(f"{w_file.parent} has model.safetensors but no config.json")
-    else:
-        if not is_hub_id(model_id):
-            raise FileNotFoundError(f"{model_id!r} is neither an existing path nor a hub id of the form 'user/name'")
-        get = lambda f: hf_hub_download(repo_id=str(model_id), filename=f, revision=revision, cache_dir=cache_dir,
-                                        force_download=force_download, local_files_only=local_files_only, token=token)
-        try: cfg_file, w_file = Path(get('config.json')), Path(get('model.safetensors'))
-        except LocalEntryNotFoundError as e:          # offline, or the hub unreachable (a subclass of the next one)
-            raise ConnectionError(f"could not fetch {model_id!r} from the Hugging Face hub and it is not in the local "
-                                  "cache. Offline? Download it elsewhere (huggingface-cli download "
-                                  f"{model_id} --local-dir DIR) and pass DIR.") from None
-        except RepositoryNotFoundError:
-            raise FileNotFoundError(f"hub repository {model_id!r} not found (or private: set HF_TOKEN or log in with "
-                                    "`huggingface-cli login`)") from None
-        except EntryNotFoundError:
-            raise FileNotFoundError(f"hub repository {model_id} (revision {revision or 'main'}) lacks config.json or "
-                                    "model.safetensors: agiformer loads safetensors weights only (never pickles)") from None
-        except (HfHubHTTPError, OSError) as e:
-            raise ConnectionError(f"could not fetch {model_id!r} from the Hugging Face hub: {str(e).splitlines()[0][:300]}") from None
-    stored = json.loads(Path(cfg_file).read_text())
-    unknown = set(model_kwargs) - _config_fields()
-    if unknown: raise TypeError(f"from_pretrained got {sorted(unknown)}, which are not AGIConfig fields")
-    cfg = AGIConfig.from_dict({**{k: v for k, v in stored.items() if k in _config_fields()}, **model_kwargs})
-    return load_weights(cls(config=cfg), read_safetensors(w_file)[0], w_file, map_location)
+__all__ = ['ORIGINAL_CITATION', 'model_card', 'stage_upload', 'agiformer_push']
 
 # %% ../nbs/14_hub.ipynb #25180054
 ORIGINAL_CITATION = """@software{agiformer_original,
@@ -78,19 +34,6 @@ def _windows_desc(window: int, n: int|None) -> str:
     desc = f"the first {n:,} non-overlapping windows of {window:,} bytes"
     if dict(window=window, n_windows=n) == PROTOCOL: desc += " (the comparison protocol of the agiformer docs)"
     return desc
-
-def run_summary(run) -> dict:
-    "What a run directory says about itself: configs, data, steps, bytes, best validation (empty for a model dir)."
-    run = Path(run)
-    if not (run / 'config.json').exists() or not (run / 'metrics.jsonl').exists(): return {}
-    from agiformer.train import read_metrics
-    cfg = json.loads((run / 'config.json').read_text())
-    recs = read_metrics(run)
-    tr = [r for r in recs if r['kind'] == 'train']
-    va = [r for r in recs if r['kind'] == 'val']
-    best = min(va, key=lambda r: r['loss']) if va else None
-    return dict(config=cfg, steps=tr[-1]['step'] if tr else 0, bytes=tr[-1]['bytes'] if tr else 0,
-                seconds=tr[-1]['time'] if tr else 0.0, best=best, last_val=va[-1] if va else None)
 
 def model_card(model: AGIFORMER, # the model being shared
                repo_id: str, # where it goes ("user/name")
@@ -160,7 +103,7 @@ def _measure_test(model, run) -> dict|None:
     r = protocol_bpc(model, test)
     return dict(bpc=r.bpc, n_windows=r.n_windows, window=r.window)
 
-def stage_upload(source, # run directory, model directory, .safetensors or original .pth
+def stage_upload(source, # run directory, model directory, .safetensors, original .pth or hub id "user/name"
                  repo_id: str, # "user/name"
                  which: str='best', # best | last (for a run directory)
                  dest=None, # staging directory (default: a new temporary one)
@@ -168,18 +111,16 @@ def stage_upload(source, # run directory, model directory, .safetensors or origi
                  **config_overrides, # for an original .pth: num_heads=, window_size=, thinking_steps= if not the defaults
                 ) -> Path:
     "A folder holding exactly what `agiformer_push` uploads."
-    src = Path(source)
-    if not src.exists(): raise FileNotFoundError(f"{src} does not exist: give a run directory, a model directory, "
-                                                 "a .safetensors file or an original .pth")
     if not is_hub_id(repo_id):
         raise ValueError(f"repo id {repo_id!r} must look like 'user/name'")
     if which not in ('best', 'last'): raise ValueError(f"--which must be best or last, got {which!r}")
+    src = Path(source)
     run = src if (src / 'metrics.jsonl').exists() else None
     if run is not None:
         if not (run / which / 'model.safetensors').exists():
             raise FileNotFoundError(f"{run} has no {which}/model.safetensors yet (has it validated once?)")
         model = load_model(run / which)
-    else: model = load_model(src, **config_overrides)
+    else: model = load_model(source, **config_overrides)          # a local checkpoint or a hub id
     dest = Path(dest or tempfile.mkdtemp(prefix='agiformer-push-'))
     model.save_pretrained(dest)
     test = _measure_test(model, run) if measure_test else None
@@ -191,7 +132,7 @@ def stage_upload(source, # run directory, model directory, .safetensors or origi
 
 # %% ../nbs/14_hub.ipynb #54729778
 @cli
-def agiformer_push(source: str, # run directory (best or --which), model directory, .safetensors or original .pth
+def agiformer_push(source: str, # run directory (best or --which), model directory, .safetensors, original .pth or hub id
                    repo_id: str, # hub repository "user/name" (created if missing)
                    which: str='best', # best | last: which checkpoint of a run directory
                    private: bool=False, # create the repository as private
@@ -203,30 +144,28 @@ def agiformer_push(source: str, # run directory (best or --which), model directo
                    window_size: int=None, # for an original .pth trained with another window
                   ):
     "Upload a checkpoint to the Hugging Face hub with a model card. The token comes from HF_TOKEN or `huggingface-cli login`."
+    over = {k: v for k, v in dict(num_heads=num_heads, window_size=window_size).items() if v is not None}
+    stage = stage_upload(source, repo_id, which, measure_test=not no_test, **over)
+    files = sorted(p for p in stage.iterdir() if p.is_file())
+    print(f"{'Would upload' if dry_run else 'Uploading'} to https://huggingface.co/{repo_id}"
+          f"{f' (branch {revision})' if revision else ''}{' (private)' if private else ''}:")
+    for p in files: print(f"  {p.name:20s} {p.stat().st_size:>12,} bytes")
+    if dry_run:
+        print('\n--- README.md (model card) ---\n' + (stage / 'README.md').read_text())
+        return
+    token = os.environ.get('HF_TOKEN') or get_token()
+    if not token: raise PermissionError("no Hugging Face token: set HF_TOKEN or run `huggingface-cli login` "
+                                        "(agiformer_push takes no token on the command line)")
+    api = HfApi(token=token)
     try:
-        over = {k: v for k, v in dict(num_heads=num_heads, window_size=window_size).items() if v is not None}
-        stage = stage_upload(source, repo_id, which, measure_test=not no_test, **over)
-        files = sorted(p for p in stage.iterdir() if p.is_file())
-        print(f"{'Would upload' if dry_run else 'Uploading'} to https://huggingface.co/{repo_id}"
-              f"{f' (branch {revision})' if revision else ''}{' (private)' if private else ''}:")
-        for p in files: print(f"  {p.name:20s} {p.stat().st_size:>12,} bytes")
-        if dry_run:
-            print('\n--- README.md (model card) ---\n' + (stage / 'README.md').read_text())
-            return
-        token = os.environ.get('HF_TOKEN') or get_token()
-        if not token: raise PermissionError("no Hugging Face token: set HF_TOKEN or run `huggingface-cli login` "
-                                            "(agiformer_push takes no token on the command line)")
-        api = HfApi(token=token)
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type='model')
         if revision: api.create_branch(repo_id, branch=revision, exist_ok=True)
         info = api.upload_folder(folder_path=str(stage), repo_id=repo_id, revision=revision,
                                  commit_message=commit_message or f"agiformer {agiformer.__version__}: {Path(source).name}")
-        print(f"Done: {getattr(info, 'commit_url', info)}")
-    except (ValueError, TypeError, FileNotFoundError, PermissionError) as e:
-        print(f"agiformer_push: error: {e}", file=sys.stderr); sys.exit(2)
-    except (HfHubHTTPError, OSError) as e:
-        print(f"agiformer_push: error: the hub refused or could not be reached: {str(e).splitlines()[0][:300]}",
-              file=sys.stderr); sys.exit(1)
+    except HfHubHTTPError as e:
+        raise ConnectionError(f"the hub refused the upload or could not be reached: {str(e).splitlines()[0][:300]}. "
+                              "Check the network, that the token may write to the repository, and the repo id") from None
+    print(f"Done: {getattr(info, 'commit_url', info)}")
 
 # %% ../nbs/14_hub.ipynb #f6b00bac
 #| eval: false

@@ -12,14 +12,24 @@ from huggingface_hub import PyTorchModelHubMixin
 
 from .core import AGIConfig, check_bytes, count_params
 from .encoder import ByteLatentEncoder
-from .attention import SlidingWindowAttention, LinearAttention
+from .attention import SlidingWindowAttention, LinearAttention, WindowCache, LinearCache
 from .reasoning import RecurrentReasoningBlock
 from .head import LocalAutoregressiveHead
 
 # %% auto #0
-__all__ = ['HybridBlock', 'AGIOutput', 'AGIFORMER', 'find_causal_leaks', 'model_logits_fn']
+__all__ = ['BlockCache', 'HybridBlock', 'AGIOutput', 'AGICache', 'AGIFORMER', 'find_causal_leaks', 'model_logits_fn']
 
 # %% ../nbs/05_model.ipynb #5
+@dataclass
+class BlockCache:
+    "What a `HybridBlock` remembers of the past: its window attention's ring buffer and its linear attention's sums."
+    window: WindowCache
+    linear: LinearCache
+    def clone(self) -> BlockCache: return BlockCache(self.window.clone(), self.linear.clone())
+    @staticmethod
+    def cat(caches: list[BlockCache]) -> BlockCache:
+        return BlockCache(WindowCache.cat([c.window for c in caches]), LinearCache.cat([c.linear for c in caches]))
+
 class HybridBlock(nn.Module):
     "Sliding-window attention and linear attention in parallel, then an MLP; pre-norm residuals."
     def __init__(self, d_model: int, num_heads: int, window_size: int, dropout: float, attn_impl: str='fast'):
@@ -32,9 +42,23 @@ class HybridBlock(nn.Module):
                                  nn.Linear(4 * d_model, d_model), nn.Dropout(dropout))
         self.norm_mlp = nn.LayerNorm(d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor: # (B, N, D) -> (B, N, D)
+    def forward(self,
+                x: torch.Tensor, # (B, N, D)
+                return_cache: bool=False, # also return the `BlockCache` after the last patch
+               ): # (B, N, D), and the cache
         h = self.norm1(x)
-        x = x + self.out_proj(self.attn(h) + self.ssm(h))
+        if return_cache: (a, wc), (s, lc) = self.attn(h, True), self.ssm(h, True)
+        else: a, s = self.attn(h), self.ssm(h)
+        x = x + self.out_proj(a + s)
+        x = x + self.mlp(self.norm_mlp(x))
+        return (x, BlockCache(wc, lc)) if return_cache else x
+
+    def step(self,
+             x: torch.Tensor, # (B, D) the latent of one new patch per row
+             cache: BlockCache, # updated in place
+            ) -> torch.Tensor: # (B, D)
+        h = self.norm1(x)
+        x = x + self.out_proj(self.attn.step(h, cache.window) + self.ssm.step(h, cache.linear))
         return x + self.mlp(self.norm_mlp(x))
 
 # %% ../nbs/05_model.ipynb #8
@@ -44,6 +68,22 @@ class AGIOutput:
     logits: torch.Tensor|None  # (B, N, P, 256) teacher-forced logits, when targets were given
     bytes: torch.Tensor|None   # (B, N, P) predicted next patches, when no targets were given
     latents: list              # [z_0, .., z_T], each (B, N, D): z_0 enters System 2, z_T leaves it
+
+@dataclass
+class AGICache:
+    "What an AGIFORMER remembers of B prefixes for `step`: one `BlockCache` per layer and each row's next patch position."
+    layers: list        # [BlockCache] * n_layers
+    pos: torch.Tensor   # (B,) long
+
+    @property
+    def batch_size(self) -> int: return self.pos.shape[0]
+    def clone(self) -> AGICache:
+        "An independent copy (to branch a generation)."
+        return AGICache([c.clone() for c in self.layers], self.pos.clone())
+    @staticmethod
+    def cat(caches: list[AGICache]) -> AGICache:
+        "Stack the rows of caches from `prefill` (e.g. prompts of different lengths) into one batch."
+        return AGICache([BlockCache.cat(list(cs)) for cs in zip(*[c.layers for c in caches])], torch.cat([c.pos for c in caches]))
 
 # %% ../nbs/05_model.ipynb #9
 class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', license='apache-2.0',
@@ -69,25 +109,13 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
         elif kw != {k: v for k, v in AGIConfig().to_dict().items() if k in kw}:
             raise ValueError("give either config= or the keyword hyper-parameters, not both")
         self.config = c = config
-        self.encoder = ByteLatentEncoder(c.d_model, c.patch_size, c.dropout)
+        self.encoder = ByteLatentEncoder(c.d_model, c.patch_size, c.dropout, c.context_patches, c.positions)
         self.layers = nn.ModuleList([HybridBlock(c.d_model, c.num_heads, c.window_size, c.dropout, c.attn_impl)
                                      for _ in range(c.n_layers)])
         self.norm_f = nn.LayerNorm(c.d_model)
         self.reasoning = RecurrentReasoningBlock(c.d_model, c.thinking_steps, c.dropout)
         self.head = LocalAutoregressiveHead(c.d_model, c.patch_size, c.head_hidden)
         self._hub_mixin_config = c.to_dict()     # save_pretrained writes the whole config (see 14_hub)
-
-    @classmethod
-    def from_pretrained(cls,
-                        pretrained_model_name_or_path, # a local model/run directory or a hub id "user/name"
-                        *,
-                        revision: str|None=None, # hub branch, tag or commit
-                        map_location='cpu', # device for the model
-                        **kw, # cache_dir, force_download, local_files_only, token; AGIConfig fields to change
-                       ) -> AGIFORMER:
-        "A model from `save_pretrained`'s files, locally or from the hub: safetensors only, checked (see 14_hub)."
-        from agiformer.hub import load_pretrained
-        return load_pretrained(cls, pretrained_model_name_or_path, revision=revision, map_location=map_location, **kw)
 
     @classmethod
     def from_config(cls, config: AGIConfig) -> AGIFORMER: return cls(config=config)
@@ -102,11 +130,34 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
 
     def num_params(self) -> int: return count_params(self)
 
-    def backbone(self, x: torch.Tensor, offset: int=0) -> torch.Tensor:
+    def backbone(self, x: torch.Tensor, offset: int|torch.Tensor=0) -> torch.Tensor:
         "Latents z_0 (B, N, D) entering System 2: encoder, hybrid blocks, final norm. `x` is not checked."
         h = self.encoder(x, offset)
         for layer in self.layers: h = layer(h)
         return self.norm_f(h)
+
+    def prefill(self,
+                x: torch.Tensor, # (B, L) byte ids of B prompts of equal length, L a multiple of patch_size
+                thinking_steps: int|None=None, # System 2 depth (default: config)
+               ): # -> latents (B, N, D) after System 2, AGICache
+        "Run the parallel forms over whole patches; return the latents and the cache that `step` continues from."
+        x = check_bytes(x, self.patch_size, 'x')
+        h, caches = self.encoder(x), []
+        for layer in self.layers:
+            h, c = layer(h, return_cache=True); caches.append(c)
+        pos = torch.full((x.shape[0],), h.shape[1], dtype=torch.long, device=x.device)
+        return self.reasoning(self.norm_f(h), thinking_steps=thinking_steps), AGICache(caches, pos)
+
+    def step(self,
+             patch: torch.Tensor, # (B, P) byte ids: each row's next patch
+             cache: AGICache, # from `prefill` (or earlier steps); updated in place
+             thinking_steps: int|None=None, # System 2 depth (default: config)
+            ) -> torch.Tensor: # (B, D) latents that predict the patch after this one
+        "Consume one patch per row with every component's `step`; equals the latent of that patch in a full forward."
+        h = self.encoder.step(patch, cache.pos)
+        for layer, c in zip(self.layers, cache.layers): h = layer.step(h, c)
+        cache.pos += 1
+        return self.reasoning(self.norm_f(h), thinking_steps=thinking_steps)
 
     def forward(self,
                 x: torch.Tensor, # (B, L) byte ids, L a multiple of patch_size
@@ -115,14 +166,15 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
                 thinking_steps: int|None=None, # System 2 depth for this call (default: config)
                 return_latents: bool=False, # return an AGIOutput with the latents of every step
                 generator: torch.Generator|None=None, # RNG for sampling
+                offset: int|torch.Tensor=0, # position of the first patch: one for all rows, or (B,) per row
                ):
-        check_bytes(x, self.patch_size, 'x')
+        x = check_bytes(x, self.patch_size, 'x')
         if target_bytes is not None:
-            check_bytes(target_bytes, self.patch_size, 'target_bytes')
+            target_bytes = check_bytes(target_bytes, self.patch_size, 'target_bytes')
             if target_bytes.shape != x.shape:
                 raise ValueError(f"target_bytes has shape {tuple(target_bytes.shape)} but x has {tuple(x.shape)}: "
                                  "they must match (y = seq[:, P:], x = seq[:, :-P])")
-        z, zs = self.reasoning(self.backbone(x), steps=thinking_steps, return_all=True)
+        z, zs = self.reasoning(self.backbone(x, offset), thinking_steps=thinking_steps, return_all=True)
         out = self.head(z, target_bytes, temperature=temperature, generator=generator)
         if not return_latents: return out
         return AGIOutput(logits=out if target_bytes is not None else None,
@@ -132,14 +184,15 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
              seq: torch.Tensor, # (B, L+P) byte windows
              thinking_steps: int|None=None, # System 2 depth for this call
              reduction: str='mean', # 'mean', 'sum' or 'none' (per byte, (B, L))
+             offset: int|torch.Tensor=0, # position of the first patch (per row with a (B,) tensor)
             ) -> torch.Tensor:
         "Cross-entropy (nats) of predicting every byte after the first patch of `seq`."
         P = self.patch_size
-        check_bytes(seq, P, 'seq')
+        seq = check_bytes(seq, P, 'seq')
         if seq.shape[1] < 2 * P:
             raise ValueError(f"seq has {seq.shape[1]} bytes; it needs at least 2 patches ({2 * P} bytes): one to read, one to predict")
         x, y = seq[:, :-P], seq[:, P:]
-        logits = self(x, y, thinking_steps=thinking_steps)                  # (B, N, P, 256)
+        logits = self(x, y, thinking_steps=thinking_steps, offset=offset)   # (B, N, P, 256)
         ce = F.cross_entropy(logits.reshape(-1, 256).float(), y.reshape(-1), reduction=reduction)
         return ce.view(y.shape) if reduction == 'none' else ce
 

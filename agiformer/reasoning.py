@@ -27,19 +27,19 @@ class RecurrentReasoningBlock(nn.Module):
         self.gate = nn.Linear(d_model, d_model)
 
     def step(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        "One refinement: returns (new z, gate g, proposed update u), all (B, N, D)."
+        "One refinement: returns (new z, gate g, proposed update u), each shaped like z."
         n = self.norm(z)
         u, g = self.think_mlp(n), torch.sigmoid(self.gate(n))
         return z + g * u, g, u
 
     def forward(self,
-                z: torch.Tensor, # (B, N, D) latents from the backbone
-                steps: int|None=None, # thinking steps for this call (default: the configured T)
+                z: torch.Tensor, # (..., D) latents from the backbone: (B, N, D), or (B, D) for one patch per row
+                thinking_steps: int|None=None, # T for this call (default: the configured T)
                 return_all: bool=False, # also return the list [z_0, z_1, .., z_T]
                ):
-        T = self.thinking_steps if steps is None else steps
+        T = self.thinking_steps if thinking_steps is None else thinking_steps
         if isinstance(T, bool) or not isinstance(T, int) or T < 0:
-            raise ValueError(f"thinking steps must be an int >= 0, got {T!r}")
+            raise ValueError(f"thinking_steps must be an int >= 0, got {T!r}")
         zs = [z]
         for _ in range(T):
             z = self.step(z)[0]

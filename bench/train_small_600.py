@@ -1,4 +1,4 @@
-"""The 600-step comparison run of SYSTEM.md section 7 / issue 4, with this project's trainer.
+"""The 600-step comparison run (chapter 09b_train), with this project's trainer.
 
 small preset (d=256, 4 layers, T=3), the seed recipe (AdamW 3e-4, wd 0.01, 100-step warm-up, clip 0.5,
 batch 4 x 1024), pystdlib, CPU. Prints seconds per step, val BPC by the comparison protocol at 200/400/600 (the
@@ -9,10 +9,22 @@ attention algorithms (`attn_impl='reference'`) and with this project's kernels, 
 
     python bench/train_small_600.py [--out runs/bench-small-600] [--steps 600] [--threads 2]
 """
-import argparse, json, subprocess, sys, time
+import argparse, json, statistics, time
 from pathlib import Path
 
-ORIGINAL = {'s_per_step': 0.667, 'val': {0: 8.006, 200: 3.669, 400: 3.267, 600: 3.086}, 'test': 2.623}  # SYSTEM.md s.7
+import torch
+
+from agiformer.core import AGIConfig
+from agiformer.checkpoint import load_model
+from agiformer.data import WindowSampler, load_corpus
+from agiformer.evaluate import protocol_bpc
+from agiformer.model import AGIFORMER
+from agiformer.recipe import TrainConfig, lm_loss
+from agiformer.runs import read_metrics
+from agiformer.trainer import Trainer
+
+# the original's published figures for the same settings (its CPU, its day)
+ORIGINAL = {'s_per_step': 0.667, 'val': {0: 8.006, 200: 3.669, 400: 3.267, 600: 3.086}, 'test': 2.623}
 
 def main():
     ap = argparse.ArgumentParser()
@@ -21,14 +33,7 @@ def main():
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--compare_steps', type=int, default=5, help='timed steps per implementation for the same-run ratio (0: skip)')
     a = ap.parse_args()
-    import torch
     torch.set_num_threads(a.threads)
-    from agiformer.train import Trainer, TrainConfig, read_metrics
-    from agiformer.core import AGIConfig
-    from agiformer.evaluate import protocol_bpc
-    from agiformer.checkpoint import load_model
-    from agiformer.data import load_corpus
-    from agiformer.model import AGIFORMER
     tc = TrainConfig(data='pystdlib', steps=a.steps, val_every=200, log_every=10, device='cpu', val_windows=64)
     t0 = time.perf_counter()
     Trainer(AGIConfig.from_preset('small'), tc, a.out).fit()
@@ -57,10 +62,6 @@ def main():
 
 def compare_impls(steps: int) -> dict:
     "Median seconds per training step (4 x 1,024 bytes of pystdlib, small) with each attention implementation."
-    import statistics, torch
-    from agiformer.model import AGIFORMER
-    from agiformer.data import WindowSampler, load_corpus
-    from agiformer.train import lm_loss
     train = load_corpus('pystdlib').train
     out = {}
     for impl in ('reference', 'fast'):

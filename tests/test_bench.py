@@ -32,6 +32,13 @@ def test_throughput_quick():
     assert re.search(r'tiny\s+16x256\s+[\d,]+\s+[\d,]+\s+[\d.]+x', out), out
 
 
+def test_generate_speed_quick():
+    out = run('bench/generate_speed.py', '--quick', '--threads', '1')
+    assert 'stateful == full-history recompute on 64 greedy bytes: True' in out, out
+    assert re.search(r'machine: .+, \d+ logical cores, torch ', out), out
+    assert re.search(r'decode time per patch [\d.]+ ms vs the weight-streaming limit [\d.]+ ms', out), out
+
+
 def test_gpu_script_dry_run_on_cpu():
     out = run('bench/gpu.py', '--device', 'cpu', '--quick', '--no-compile')
     for prec in ('fp32', 'fp16', 'bf16'):

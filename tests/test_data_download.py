@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from agiformer.data import (ChecksumError, DownloadError, ENWIK8_MEMBER, Expected, download, fetch_enwik8, load_corpus,
-                            verify_file)
+from agiformer.data import load_corpus
+from agiformer.download import ChecksumError, DownloadError, ENWIK8_MEMBER, Expected, download, fetch_enwik8, verify_file
 
 MEMBER = bytes(np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8))  # incompressible: a ~300 KB zip
 
@@ -71,12 +71,15 @@ def server():
     srv.shutdown(); srv.server_close()
 
 
-def _closed_port_url():
-    s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()
-    return f'http://127.0.0.1:{port}/enwik8.zip'
+@pytest.fixture
+def closed_url():
+    "A URL that refuses connections: its port stays bound (never listening) during the test, so nothing else can take it."
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        yield f'http://127.0.0.1:{s.getsockname()[1]}/enwik8.zip'
 
 
-def test_download_verify_extract_and_no_second_download(server, tmp_path):
+def test_download_verify_extract_and_no_second_download(server, tmp_path, closed_url):
     path, downloaded = fetch_enwik8(tmp_path, url=server.url, **SPEC)
     assert downloaded and path == tmp_path / 'enwik8' and path.read_bytes() == MEMBER
     assert sorted(p.name for p in tmp_path.iterdir()) == ['.enwik8.verified.json', 'enwik8']   # zip, .part removed
@@ -86,7 +89,7 @@ def test_download_verify_extract_and_no_second_download(server, tmp_path):
     assert bytes(c.train) + bytes(c.val) + bytes(c.test) == MEMBER
     assert isinstance(c.train, np.memmap) and c.train.dtype == np.uint8
     # present and valid: not even a connection attempt (the URL points nowhere)
-    assert fetch_enwik8(tmp_path, url=_closed_port_url(), **SPEC) == (path, False)
+    assert fetch_enwik8(tmp_path, url=closed_url, **SPEC) == (path, False)
 
 
 def test_resume_after_the_server_drops_the_connection(server, tmp_path):
@@ -163,15 +166,15 @@ def test_truncated_or_corrupt_enwik8_is_fetched_again(server, tmp_path):
     assert downloaded and path.read_bytes() == MEMBER and len(server.state['requests']) == 2
 
 
-def test_a_local_enwik8_zip_is_used_without_network(tmp_path):
+def test_a_local_enwik8_zip_is_used_without_network(tmp_path, closed_url):
     (tmp_path / 'enwik8.zip').write_bytes(ARCHIVE)
-    path, downloaded = fetch_enwik8(tmp_path, url=_closed_port_url(), **SPEC)
+    path, downloaded = fetch_enwik8(tmp_path, url=closed_url, **SPEC)
     assert not downloaded and path.read_bytes() == MEMBER
     assert (tmp_path / 'enwik8.zip').exists()                       # a zip we did not download is not deleted
 
 
-def test_network_failure_names_the_url_and_suggests_data_path(tmp_path):
-    url = _closed_port_url()
+def test_network_failure_names_the_url_and_suggests_data_path(tmp_path, closed_url):
+    url = closed_url
     with pytest.raises(DownloadError) as e:
         load_corpus('enwik8', data_dir=tmp_path, url=url, max_tries=2, **SPEC)
     msg = str(e.value)

@@ -8,6 +8,12 @@ import torch
 from agiformer.checkpoint import load_model
 
 
+# two processes; the rendezvous store listens on a port the OS picks (127.0.0.1:0) and the workers share it (a fixed
+# --master_port fails with EADDRINUSE whenever another test run or program holds that port)
+TORCHRUN = ['--nproc_per_node', '2', '--rdzv_backend', 'c10d', '--rdzv_endpoint', '127.0.0.1:0',
+            '--local_addr', '127.0.0.1']
+
+
 def _corpus(tmp_path):
     p = tmp_path / 'corpus.txt'
     p.write_bytes(b''.join(f"line {i}: the quick brown fox {i % 13}\n".encode() for i in range(4000)))
@@ -32,9 +38,8 @@ def test_two_processes_match_one(tmp_path):
     subprocess.run([sys.executable, '-m', 'agiformer.train', *_train_args(corpus, one, 4)], check=True, env=env,
                    timeout=600)
     two = tmp_path / 'two'
-    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_addr',
-                        '127.0.0.1', '--master_port', '29517', '-m', 'agiformer.train', *_train_args(corpus, two, 2)],
-                       env=env, timeout=600, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', *TORCHRUN, '-m', 'agiformer.train',
+                        *_train_args(corpus, two, 2)], env=env, timeout=600, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     l1, v1 = _losses(one)
     l2, v2 = _losses(two)
@@ -53,8 +58,8 @@ def test_two_processes_match_one(tmp_path):
     assert (two / 'log.txt').read_text().count('Step 6: Loss') == 1
     assert sorted(p.name for p in two.iterdir()) == ['best', 'bpc.png', 'config.json', 'last', 'log.txt', 'metrics.jsonl']
     # and the two-process run resumes (with two processes)
-    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_addr',
-                        '127.0.0.1', '--master_port', '29518', '-m', 'agiformer.train', '--resume', '--out', str(two),
-                        '--steps', '8', '--quiet'], env=env, timeout=600, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', *TORCHRUN, '-m', 'agiformer.train', '--resume',
+                        '--out', str(two), '--steps', '8', '--quiet'], env=env, timeout=600, capture_output=True,
+                       text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert len(_losses(two)[0]) == 8

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from agiformer.checkpoint import load_model   # attaches AGIFORMER.from_pretrained (safetensors only, checked)
 from agiformer.model import AGIFORMER
 
 SECRET = 'hf_thisIsNotARealTokenButMustNeverBePrinted'
@@ -33,7 +34,9 @@ class FakeHub(http.server.BaseHTTPRequestHandler):
                 if body: self.wfile.write(data)
                 return
             self.send_response(404)
-            self.send_header('X-Error-Code', 'EntryNotFound' if any(k[0] == key[0] for k in self.files) else 'RepoNotFound')
+            repo, rev = key[0], key[1]
+            self.send_header('X-Error-Code', 'RepoNotFound' if not any(k[0] == repo for k in self.files) else
+                             'RevisionNotFound' if not any(k[:2] == (repo, rev) for k in self.files) else 'EntryNotFound')
         else: self.send_response(404)
         self.send_header('Content-Length', '0')
         self.end_headers()
@@ -58,7 +61,7 @@ def hub(tmp_path_factory):
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), FakeHub)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     env = {**os.environ, 'HF_ENDPOINT': f'http://127.0.0.1:{srv.server_port}', 'HF_HOME': str(tmp / 'hf_home'),
-           'HF_HUB_DISABLE_TELEMETRY': '1', 'HF_HUB_ETAG_TIMEOUT': '5'}
+           'HF_HUB_DISABLE_TELEMETRY': '1', 'HF_HUB_ETAG_TIMEOUT': '60'}
     env.pop('HF_TOKEN', None); env.pop('HF_HUB_OFFLINE', None)
     yield tmp, env
     srv.shutdown()
@@ -72,6 +75,7 @@ def test_from_pretrained_by_hub_id_and_revision(hub):
     tmp, env = hub
     code = f"""
 import torch
+from agiformer.checkpoint import load_model
 from agiformer.model import AGIFORMER
 x = torch.randint(0, 256, (2, 36), generator=torch.Generator().manual_seed(1))
 def out(m):
@@ -81,6 +85,7 @@ for rev, local in (('main', {str(tmp / 'main')!r}), ('v2', {str(tmp / 'v2')!r}))
     l = AGIFORMER.from_pretrained(local)
     assert h.config == l.config, (h.config, l.config)
     assert torch.equal(out(h), out(l)), rev
+    assert torch.equal(out(load_model('me/tiny', revision=None if rev == 'main' else rev)), out(l)), rev
     print(rev, h.config.thinking_steps)
 """
     r = _py(code, hub[1])
@@ -91,11 +96,13 @@ for rev, local in (('main', {str(tmp / 'main')!r}), ('v2', {str(tmp / 'v2')!r}))
 
 def test_hub_errors_are_clear_and_no_pickle_is_loaded(hub):
     tmp, env = hub
-    r = _py("from agiformer.model import AGIFORMER; AGIFORMER.from_pretrained('me/pickled')", env)
+    r = _py("from agiformer.checkpoint import load_model; load_model('me/pickled')", env)
     assert r.returncode != 0 and 'loads safetensors weights only' in r.stderr, r.stderr[-2000:]
     assert not any('pytorch_model.bin' in p for _, p in FakeHub.requests)
-    r = _py("from agiformer.model import AGIFORMER; AGIFORMER.from_pretrained('me/nothing')", env)
+    r = _py("import agiformer.checkpoint; from agiformer.model import AGIFORMER; AGIFORMER.from_pretrained('me/nothing')", env)
     assert r.returncode != 0 and "'me/nothing' not found" in r.stderr, r.stderr[-2000:]
+    r = _py("from agiformer.checkpoint import load_model; load_model('me/tiny', revision='v9')", env)
+    assert r.returncode != 0 and "has no revision 'v9'" in r.stderr, r.stderr[-2000:]
 
 
 @pytest.fixture(scope='module')
@@ -135,3 +142,20 @@ def test_push_bad_input(run_dir, tmp_path):
     assert r.returncode == 2 and 'does not exist' in r.stderr
     r = subprocess.run(['agiformer_push', str(run_dir), 'not-a-repo-id', '--dry_run'], capture_output=True, text=True)
     assert r.returncode == 2 and "must look like 'user/name'" in r.stderr
+
+
+@pytest.mark.parametrize('argv', [
+    ['agiformer_eval', '--checkpoint', 'me/tiny', '--data', 'corpus.txt', '--window', '256', '--n_windows', '2', '--quiet'],
+    ['agiformer_generate', '--checkpoint', 'me/tiny', '--prompt', 'def main(', '--max_bytes', '8', '--temperature', '0'],
+    ['agiformer_inspect', '--checkpoint', 'me/tiny', '--text', 'def main(): return 42', '--out', 'inspect'],
+    ['agiformer_push', 'me/tiny', 'you/tiny-copy', '--dry_run'],
+    ['agiformer_train', '--init_from', 'me/tiny', '--preset', 'tiny', '--data', 'corpus.txt', '--steps', '1',
+     '--seq_len', '64', '--batch_size', '1', '--val_every', '1', '--val_windows', '1', '--val_window', '256', '--out', 'run', '--quiet'],
+], ids=lambda a: a[0])
+def test_every_command_takes_a_hub_id(argv, hub, tmp_path):
+    tmp, env = hub
+    (tmp_path / 'corpus.txt').write_bytes(b''.join(f"def h{i}(z):\n    return z + {i % 13}\n".encode() for i in range(2000)))
+    r = subprocess.run(argv + ['--device', 'cpu'] * (argv[0] != 'agiformer_push'), cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert any(p.startswith('/me/tiny/resolve/main/') for _, p in FakeHub.requests)

@@ -1,5 +1,5 @@
 """The agiformer_inspect command as users run it: the per-step table on stdout, PNG figures and inspect.json in --out."""
-import json, shutil, subprocess, sys
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +34,21 @@ EXE = str(Path(sys.executable).parent / 'agiformer_inspect') if (Path(sys.execut
     else shutil.which('agiformer_inspect')
 
 
-def _run(*args):
+def _run(*args, env=None):
     assert EXE, "agiformer_inspect is not installed: pip install -e ."
-    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, timeout=300)
+    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
+
+
+def _one_line_error(r, msg):
+    "A user error: exit status 2 and one line `agiformer_inspect: error: ...` on stderr, no traceback."
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert r.stderr.startswith('agiformer_inspect: error: ') and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
+    assert msg in r.stderr, r.stderr
 
 
 def test_help_lists_the_options():
     out = _run('--help').stdout
-    for opt in ['--checkpoint', '--text', '--data', '--split', '--n_windows', '--max_depth', '--position', '--out']:
+    for opt in ['--checkpoint', '--text', '--data', '--split', '--n_windows', '--max_thinking_steps', '--position', '--out']:
         assert opt in out, opt
 
 
@@ -69,7 +76,7 @@ def test_text_gives_table_figures_and_numbers(tiny, tmp_path):
 def test_text_from_file_position_and_depth(tiny, tmp_path):
     model, run = tiny
     f = tmp_path / 'code.py'; f.write_text(TEXT)
-    r = _run('--checkpoint', run / 'best' / 'model.safetensors', '--text', f'@{f}', '--max_depth', '3', '--position',
+    r = _run('--checkpoint', run / 'best' / 'model.safetensors', '--text', f'@{f}', '--max_thinking_steps', '3', '--position',
              '20', '--out', tmp_path / 'o')
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / 'o' / 'inspect.json').read_text())
@@ -89,18 +96,50 @@ def test_dataset_windows(tiny, tmp_path):
 
 
 @pytest.mark.parametrize('args, msg', [
-    ([], 'give --checkpoint'),
+    ([], '--checkpoint is required'),
     (['--checkpoint', 'X'], 'exactly one of --text'),
     (['--checkpoint', 'X', '--text', 'abcdefgh', '--data', 'pystdlib'], 'exactly one of --text'),
+    (['--checkpoint', 'X', '--text', 'abcdefgh', '--max_thinking_steps', '-1'], '--max_thinking_steps must be an integer >= 0'),
 ])
 def test_usage_errors_are_clear(args, msg, tmp_path):
-    r = _run(*args, '--out', tmp_path / 'e')
-    assert r.returncode != 0 and msg in r.stderr, r.stderr[-2000:]
+    _one_line_error(_run(*args, '--out', tmp_path / 'e'), msg)
 
 
 def test_bad_checkpoint_and_short_text(tiny, tmp_path):
     model, run = tiny
-    r = _run('--checkpoint', tmp_path / 'nothing', '--text', TEXT, '--out', tmp_path / 'e')
-    assert r.returncode != 0 and 'does not exist' in r.stderr
-    r = _run('--checkpoint', run, '--text', 'abc', '--out', tmp_path / 'e')
-    assert r.returncode != 0 and 'give at least 5' in r.stderr
+    _one_line_error(_run('--checkpoint', tmp_path / 'nothing', '--text', TEXT, '--out', tmp_path / 'e'), 'does not exist')
+    _one_line_error(_run('--checkpoint', run, '--text', 'abc', '--out', tmp_path / 'e'), 'give at least 5')
+    _one_line_error(_run('--checkpoint', run, '--text', '@' + str(tmp_path / 'none.txt'), '--out', tmp_path / 'e'),
+                    'no such file')
+    _one_line_error(_run('--checkpoint', run, '--text', TEXT, '--max_thinking_steps', '1', '--out', tmp_path / 'e'),
+                    'below the trained T=2')
+    r = _run('--checkpoint', run, '--text', TEXT, '--position', '999', '--out', tmp_path / 'e')
+    _one_line_error(r, 'position 999 is not predicted')
+    assert r.stdout == '' and not (tmp_path / 'e').exists()           # refused before anything is printed or written
+
+
+def _hub_cache(hf_home, repo_id, model):
+    "A hub repository as huggingface_hub caches it (refs/main -> snapshots/<commit>/), so it loads offline."
+    commit = '0123456789abcdef0123456789abcdef01234567'
+    repo = Path(hf_home) / 'hub' / f"models--{repo_id.replace('/', '--')}"
+    snap = repo / 'snapshots' / commit
+    snap.mkdir(parents=True)
+    (repo / 'refs').mkdir()
+    (repo / 'refs' / 'main').write_text(commit)
+    save_model(model, snap / 'model.safetensors')
+    (snap / 'config.json').write_text(model.config.to_json())
+
+
+def test_hub_ids(tiny, tmp_path):
+    "A hub id is read like the other commands read it: from the hub's cache here; one clear line when it cannot be had."
+    model, run = tiny
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_HOME': str(tmp_path / 'hf')}
+    env.pop('HF_TOKEN', None)
+    _hub_cache(tmp_path / 'hf', 'tester/tiny-agiformer', model)
+    r = _run('--checkpoint', 'tester/tiny-agiformer', '--text', TEXT, '--out', tmp_path / 'h', env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / 'h' / 'inspect.json').read_text())
+    T = model.config.thinking_steps
+    np.testing.assert_allclose([x['bpc'] for x in s['steps']], trace_thinking(model, TEXT, 2 * T).bpc, atol=1e-6)
+    _one_line_error(_run('--checkpoint', 'nobody/no-such-model', '--text', TEXT, '--out', tmp_path / 'e', env=env),
+                    'nobody/no-such-model')

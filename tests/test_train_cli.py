@@ -1,4 +1,4 @@
-"""The agiformer_train command as users run it: --help, a short run, Ctrl-C, resume, bad input."""
+"""The agiformer_train command as users run it: --help, Ctrl-C and resume, bad input (exit 2), a diverging run (exit 1)."""
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 
@@ -46,12 +46,30 @@ def test_ctrl_c_saves_last_and_resume_continues(tmp_path):
     assert steps == list(range(1, n + 4))
 
 
+def _one_line(stderr):
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('agiformer_train: error: '), stderr[-2000:]
+    return lines[0]
+
+
 def test_bad_input_is_a_clear_error(tmp_path):
     r = subprocess.run(_cmd('--preset', 'huge', '--out', str(tmp_path / 'x')), capture_output=True, text=True)
-    assert r.returncode != 0 and 'unknown preset' in r.stderr
+    assert r.returncode == 2 and 'unknown preset' in _one_line(r.stderr)
     tiny = tmp_path / 'tiny.txt'; tiny.write_bytes(b'abc' * 10)
     r = subprocess.run(_cmd('--preset', 'tiny', '--data', str(tiny), '--out', str(tmp_path / 'y')), capture_output=True,
                        text=True)
-    assert r.returncode != 0 and 'too small' in r.stderr.lower()
+    assert r.returncode == 2 and 'too small' in _one_line(r.stderr).lower()
     r = subprocess.run(_cmd('--resume', '--out', str(tmp_path / 'nothing')), capture_output=True, text=True)
-    assert r.returncode != 0 and 'holds no run' in r.stderr
+    assert r.returncode == 2 and 'holds no run' in _one_line(r.stderr)
+    r = subprocess.run(_cmd('--preset', 'tiny', '--steps', '0', '--out', str(tmp_path / 'z')), capture_output=True, text=True)
+    assert r.returncode == 2 and 'TrainConfig.steps must be an integer >= 1' in _one_line(r.stderr)
+
+
+def test_a_diverging_run_stops_with_one_line_and_status_1(tmp_path):
+    # a learning rate of 1e30 blows the weights up after the first step; every later step is non-finite
+    out = tmp_path / 'div'
+    r = subprocess.run(_cmd('--preset', 'tiny', '--data', str(_corpus(tmp_path)), '--steps', '20', '--seq_len', '64',
+                            '--lr', '1e30', '--warmup_steps', '0', '--max_bad_steps', '2', '--val_windows', '2',
+                            '--device', 'cpu', '--quiet', '--out', str(out)), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and '2 consecutive steps had a non-finite loss' in _one_line(r.stderr)
+    assert (out / 'last' / 'trainer_state.pt').exists()
