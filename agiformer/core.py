@@ -12,11 +12,18 @@ import torch
 from fastcore.script import anno_parser
 
 # %% auto #0
-__all__ = ['ATTN_IMPLS', 'POSITION_SCHEMES', 'PRESETS', 'LN2', 'USER_ERRORS', 'AGIConfig', 'check_bytes', 'bpc',
-           'bytes_to_tensor', 'tensor_to_bytes', 'set_seed', 'count_params', 'check_int', 'check_float', 'eval_mode',
-           'atomic_write', 'resolve_device', 'is_hub_id', 'fail', 'cli']
+__all__ = ['ATTN_IMPLS', 'POSITION_SCHEMES', 'PRESETS', 'LN2', 'USER_ERRORS', 'from_known_keys', 'AGIConfig', 'check_bytes',
+           'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed', 'count_params', 'check_int', 'check_float',
+           'eval_mode', 'atomic_write', 'resolve_device', 'is_hub_id', 'fail', 'cli']
 
 # %% ../nbs/00_core.ipynb #5
+def from_known_keys(cls, d: dict):
+    "Build dataclass `cls` from dict `d`, naming any key it does not know (a typo in a saved config is an error)."
+    known = {f.name for f in fields(cls)}
+    extra = sorted(set(d) - known)
+    if extra: raise ValueError(f"unknown {cls.__name__} keys {extra}; known keys are {sorted(known)}")
+    return cls(**d)
+
 ATTN_IMPLS = ('fast', 'reference')
 POSITION_SCHEMES = ('wrap', 'absolute', 'cap')
 
@@ -31,6 +38,7 @@ class AGIConfig:
     vocab_size: int = 256     # byte vocabulary; fixed at 256 (kept for the original's signature)
     dropout: float = 0.1      # dropout in the encoder, linear attention, MLPs and the reasoning block
     thinking_steps: int = 3   # System 2 refinement steps T (0 turns the block off)
+    thinking_inject: bool = False # each System 2 step also sees the backbone's latent z_0 (one more Linear(D, D))
     head_hidden: int = 256    # hidden size of the local autoregressive GRU head
     attn_impl: str = 'fast'   # attention kernels: 'fast' (linear memory) or 'reference' (the original's algorithms)
     context_bytes: int = 1024 # the context the model was trained on: its positions 0 .. context_bytes / patch_size - 1
@@ -53,6 +61,8 @@ class AGIConfig:
         if self.vocab_size != 256:
             raise ValueError(f"vocab_size {self.vocab_size} is not supported: AGIFORMER is byte-level, its vocabulary is the 256 byte values")
         if not (0.0 <= float(self.dropout) < 1.0): raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not isinstance(self.thinking_inject, bool):
+            raise TypeError(f"AGIConfig.thinking_inject must be True or False, got {self.thinking_inject!r}")
         if self.context_bytes % self.patch_size:
             raise ValueError(f"context_bytes {self.context_bytes} is not a multiple of patch_size {self.patch_size}")
         if self.positions not in POSITION_SCHEMES:
@@ -76,10 +86,7 @@ class AGIConfig:
     @classmethod
     def from_dict(cls, d: dict) -> AGIConfig:
         "Build a config from a dict (e.g. a checkpoint's `config.json`); unknown keys are an error."
-        known = {f.name for f in fields(cls)}
-        extra = sorted(set(d) - known)
-        if extra: raise ValueError(f"unknown AGIConfig keys {extra}; known keys are {sorted(known)}")
-        return cls(**d)
+        return from_known_keys(cls, d)
 
     @classmethod
     def from_json(cls, s: str) -> AGIConfig: return cls.from_dict(json.loads(s))

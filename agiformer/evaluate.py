@@ -9,6 +9,7 @@ from dataclasses import dataclass, asdict
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .core import LN2, cli, eval_mode, resolve_device
@@ -30,13 +31,17 @@ class EvalResult:
     n_bytes: int           # predicted bytes (n_windows * (window - patch_size))
     n_windows: int         # windows scored
     window: int            # bytes per window W
-    thinking_steps: int    # System 2 depth used
+    thinking_steps: int    # System 2 depth used (the most, with halting)
     seconds: float         # wall time
+    halt_threshold: float|None = None  # adaptive halting threshold, if any
+    mean_thinking_steps: float|None = None  # System 2 steps per patch latent, on average
 
     def to_dict(self) -> dict: return asdict(self)
     def __str__(self):
         return (f"BPC {self.bpc:.4f} (loss {self.loss:.4f} nats) over {self.n_bytes:,} bytes in {self.n_windows:,} "
-                f"windows of {self.window:,}, T={self.thinking_steps}, {self.seconds:.1f} s")
+                f"windows of {self.window:,}, T={self.thinking_steps}"
+                + (f" (halting at {self.halt_threshold:g}: {self.mean_thinking_steps:.2f} steps per patch)" if self.halt_threshold is not None else '')
+                + f", {self.seconds:.1f} s")
 
 # %% ../nbs/08_evaluate.ipynb #4d06f0a0
 def _dist_world() -> tuple[int, int]:
@@ -54,6 +59,7 @@ def evaluate_bpc(model: AGIFORMER, # the model (its train/eval mode is restored 
                  device=None, # where batches go (default: the model's device)
                  progress: bool=False, # show a progress bar
                  autocast_dtype: torch.dtype|None=None, # e.g. torch.bfloat16 on a GPU; None: full precision
+                 halt_threshold: float|None=None, # adaptive halting (the reasoning chapter); `thinking_steps` is the most
                 ) -> EvalResult:
     "BPC of `model` on the non-overlapping windows of `data`, summed in float64 (and over DDP ranks if running)."
     t0 = time.perf_counter()
@@ -69,23 +75,29 @@ def evaluate_bpc(model: AGIFORMER, # the model (its train/eval mode is restored 
     n_batches = math.ceil(n / batch_size)
     nats = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros((), dtype=torch.float64, device=device)
+    steps = torch.zeros((), dtype=torch.float64, device=device)                # System 2 steps taken, summed
+    latents = torch.zeros((), dtype=torch.float64, device=device)
     with eval_mode(model):
         bar = tqdm(total=n_batches, desc=f"eval T={T}", unit='batch', disable=not progress or rank != 0, leave=False)
         for i, seq in enumerate(batches):                                # seq: (b, W)
             if i % world == rank:
-                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    ce = model.loss(seq, thinking_steps=T, reduction='none')  # (b, W - P) nats
+                x, y = seq[:, :-P], seq[:, P:]                               # (b, W - P) each
+                with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    out = model(x, y, thinking_steps=T, halt_threshold=halt_threshold, return_latents=True)
+                    ce = F.cross_entropy(out.logits.reshape(-1, 256).float(), y.reshape(-1), reduction='none')  # nats
                 nats += ce.double().sum()
                 count += ce.numel()
+                steps += out.steps_used.double().sum(); latents += out.steps_used.numel()
             bar.update(1)
         bar.close()
     if world > 1:
-        both = torch.stack([nats, count])
+        both = torch.stack([nats, count, steps, latents])
         dist.all_reduce(both)
-        nats, count = both[0], both[1]
+        nats, count, steps, latents = both
     loss = (nats / count).item()
     return EvalResult(bpc=loss / LN2, loss=loss, n_bytes=int(count.item()), n_windows=n, window=window,
-                      thinking_steps=T, seconds=time.perf_counter() - t0)
+                      thinking_steps=T, seconds=time.perf_counter() - t0, halt_threshold=halt_threshold,
+                      mean_thinking_steps=(steps / latents).item())
 
 def protocol_bpc(model: AGIFORMER, # the model
                  data, # uint8 bytes of one split (val unless said)
@@ -104,7 +116,9 @@ def agiformer_eval(checkpoint: str=None, # run directory, model directory, .safe
                    window: int=1024, # bytes per window
                    n_windows: int=None, # score only the first n windows (default: the full split)
                    batch_size: int=8, # windows per forward pass
-                   thinking_steps: int=None, # System 2 depth (default: the checkpoint's)
+                   thinking_steps: int=None, # System 2 depth (default: the checkpoint's); the most with --halt_threshold
+                   halt_threshold: float=None, # adaptive halting: stop a patch's thinking once its relative change is below this
+                   positions: str=None, # patch positions past the trained context: wrap | absolute | cap (default: the checkpoint's)
                    device: str='auto', # auto | cpu | cuda | cuda:1 | mps
                    data_dir: str=None, # where corpora are cached (default $AGIFORMER_DATA or ./data)
                    quiet: bool=False, # no progress bar and no human-readable line, only the JSON
@@ -115,11 +129,11 @@ def agiformer_eval(checkpoint: str=None, # run directory, model directory, .safe
     if protocol and (n_windows is not None or window != PROTOCOL['window']):
         raise ValueError("--protocol fixes the windows (64 of 1,024 bytes): drop --window / --n_windows")
     dev = resolve_device(device)
-    model = load_model(checkpoint, dev)
+    model = load_model(checkpoint, dev, **({} if positions is None else dict(positions=positions)))
     corpus = load_corpus(data, data_dir=data_dir, progress=not quiet)
     sp = corpus.split(split)
     kw = dict(PROTOCOL) if protocol else dict(window=window, n_windows=n_windows)
-    r = evaluate_bpc(model, sp, batch_size=batch_size, thinking_steps=thinking_steps, device=dev,
+    r = evaluate_bpc(model, sp, batch_size=batch_size, thinking_steps=thinking_steps, device=dev, halt_threshold=halt_threshold,
                      progress=not quiet, **kw)
     if not quiet: print(f"{corpus.name} {split}{' (protocol)' if protocol else ''}: {r}")
     print(json.dumps(dict(checkpoint=str(checkpoint), data=corpus.name, split=split, protocol=protocol, **r.to_dict())))

@@ -53,6 +53,7 @@ def recompute_generate(model: AGIFORMER,
                        generator: torch.Generator|None=None, # RNG for sampling
                        context_bytes: int|None=None, # None: the whole history (exact); 1024: the original's window
                        thinking_steps: int|None=None, # System 2 depth (default: the model's)
+                       halt_threshold: float|None=None, # adaptive halting of System 2
                       ) -> bytes: # the new bytes only
     "Reference generation: re-run the full model for every new patch (the original's algorithm, without padding)."
     check_sampling(temperature, top_k, top_p, max_new_bytes)
@@ -64,7 +65,7 @@ def recompute_generate(model: AGIFORMER,
             n = len(seq) // P * P
             lo = 0 if context_bytes is None else max(0, n - context_bytes // P * P)
             x = torch.tensor(list(seq[lo:n]), dtype=torch.long, device=dev)[None]            # (1, L)
-            z = model.reasoning(model.backbone(x), thinking_steps=thinking_steps)[:, -1]        # (1, D)
+            z = model.reasoning(model.backbone(x), thinking_steps=thinking_steps, halt_threshold=halt_threshold)[:, -1]
             r = len(seq) - n                                                                   # bytes of the patch known
             forced = torch.tensor([list(seq[n:]) + [0] * (P - r)], device=dev)                 # (1, P)
             patch = model.head.decode(model.head.context(z), sample, forced, r)               # (1, P)
@@ -87,8 +88,9 @@ def generate_patches(model: AGIFORMER,
                      seed: int|None=None, # seed of a fresh torch.Generator
                      generator: torch.Generator|None=None, # or bring your own
                      stop=None, # a str/bytes or a list of them: stop a row right after one appears
-                     thinking_steps: int|None=None, # System 2 depth (default: the model's)
+                     thinking_steps: int|None=None, # System 2 depth (default: the model's); the most with halting
                      step_threads: int|None=1, # intra-op threads for steps and decodes (None: torch's setting)
+                     halt_threshold: float|None=None, # adaptive halting of System 2 (the reasoning chapter)
                     ) -> Iterator[list[bytes]]:
     "Validate, then return an iterator that yields, per decoded patch, the new bytes of every row (b'' once done)."
     check_sampling(temperature, top_k, top_p, max_new_bytes)
@@ -99,7 +101,8 @@ def generate_patches(model: AGIFORMER,
     if not data: raise ValueError("no prompts given")
     stops = _as_stops(stop)
     sample = make_sampler(temperature, top_k, top_p, _generator(seed, generator, next(model.parameters()).device))
-    return _loop(model, data, max_new_bytes, sample, stops, thinking_steps, step_threads)
+    think = dict(thinking_steps=thinking_steps, halt_threshold=halt_threshold)
+    return _loop(model, data, max_new_bytes, sample, stops, think, step_threads)
 
 @contextlib.contextmanager
 def _threads(n: int|None):
@@ -110,17 +113,17 @@ def _threads(n: int|None):
     try: yield
     finally: torch.set_num_threads(old)
 
-def prefill_prompts(model: AGIFORMER, data: list[bytes], thinking_steps: int|None=None): # -> (latents (B, D), AGICache)
+def prefill_prompts(model: AGIFORMER, data: list[bytes], **think): # -> (latents (B, D), AGICache)
     "Prefill the complete patches of each prompt (rows of any lengths) and stack the rows' last latents and caches."
     P, dev = model.patch_size, next(model.parameters()).device
     lats, caches = [], []
     for d in data:
         x = torch.tensor(list(d[:len(d) // P * P]), dtype=torch.long, device=dev)[None]    # (1, n P)
-        z, c = model.prefill(x, thinking_steps)
+        z, c = model.prefill(x, **think)          # think: thinking_steps=, halt_threshold=
         lats.append(z[:, -1]); caches.append(c)
     return torch.cat(lats), AGICache.cat(caches)
 
-def _loop(model: AGIFORMER, data: list[bytes], max_new: int, sample, stops: list[bytes], thinking_steps, step_threads):
+def _loop(model: AGIFORMER, data: list[bytes], max_new: int, sample, stops: list[bytes], think: dict, step_threads):
     P, B, dev = model.patch_size, len(data), next(model.parameters()).device
     if max_new == 0: return
     n_forced = [len(d) % P for d in data]
@@ -130,7 +133,7 @@ def _loop(model: AGIFORMER, data: list[bytes], max_new: int, sample, stops: list
     keep = max((len(s) for s in stops), default=1) - 1
     tails = [b''] * B                                # the last bytes of each row, to find stops across patches
     with eval_mode(model):
-        with torch.inference_mode(): z, cache = prefill_prompts(model, data, thinking_steps)   # (B, D)
+        with torch.inference_mode(): z, cache = prefill_prompts(model, data, **think)          # (B, D)
         while True:
             with torch.inference_mode(), _threads(step_threads):
                 patch = model.head.decode(model.head.context(z), sample, forced, n_forced)     # (B, P)
@@ -148,7 +151,7 @@ def _loop(model: AGIFORMER, data: list[bytes], max_new: int, sample, stops: list
                 news.append(new)
             yield news
             if all(done): return
-            with torch.inference_mode(), _threads(step_threads): z = model.step(patch, cache, thinking_steps)
+            with torch.inference_mode(), _threads(step_threads): z = model.step(patch, cache, **think)
             n_forced = [0] * B
 
 # %% ../nbs/10_generate.ipynb #41
@@ -160,12 +163,14 @@ def generate(model: AGIFORMER,
              seed: int|None=None, generator: torch.Generator|None=None,
              stop=None, # str/bytes or a list: stop right after one appears (it is included)
              thinking_steps: int|None=None, # System 2 depth
+             halt_threshold: float|None=None, # adaptive halting of System 2
             ): # -> the new bytes (bytes), or a list of them for a list of prompts
     "Generate the continuation of a prompt (or of each prompt of a batch): prefill once, then one step per patch."
     batch = isinstance(prompt, (list, tuple))
     prompts = list(prompt) if batch else [prompt]
     outs = [bytearray() for _ in prompts]
-    for news in generate_patches(model, prompts, max_new_bytes, temperature, top_k, top_p, seed, generator, stop, thinking_steps):
+    for news in generate_patches(model, prompts, max_new_bytes, temperature, top_k, top_p, seed, generator, stop, thinking_steps,
+                                 halt_threshold=halt_threshold):
         for o, n in zip(outs, news): o += n
     return [bytes(o) for o in outs] if batch else bytes(outs[0])
 
@@ -184,9 +189,11 @@ def stream(model: AGIFORMER,
            seed: int|None=None, generator: torch.Generator|None=None,
            stop=None, thinking_steps: int|None=None,
            text: bool=True, # yield str (incremental UTF-8) or, if False, bytes
+           halt_threshold: float|None=None, # adaptive halting of System 2
           ) -> Iterator[str|bytes]:
     "Stream the continuation of `prompt` patch by patch (arguments are checked at once, not on the first `next`)."
-    it = generate_patches(model, [prompt], max_new_bytes, temperature, top_k, top_p, seed, generator, stop, thinking_steps)
+    it = generate_patches(model, [prompt], max_new_bytes, temperature, top_k, top_p, seed, generator, stop, thinking_steps,
+                          halt_threshold=halt_threshold)
     chunks = (news[0] for news in it if news[0])
     return utf8_chunks(chunks) if text else chunks
 
@@ -212,7 +219,9 @@ def agiformer_generate(checkpoint: str=None, # run directory, model directory, .
                        top_p: float=None, # sample among the most likely bytes holding this probability mass
                        seed: int=None, # seed for reproducible sampling
                        stop: str=None, # stop right after this string appears in the output
-                       thinking_steps: int=None, # System 2 depth (default: the checkpoint's)
+                       thinking_steps: int=None, # System 2 depth (default: the checkpoint's); the most with --halt_threshold
+                       halt_threshold: float=None, # adaptive halting: stop a patch's thinking once its relative change is below this
+                       positions: str=None, # patch positions past the trained context: wrap | absolute | cap (default: the checkpoint's)
                        device: str='auto', # auto | cpu | cuda | cuda:1 | mps
                        raw: bool=False, # write the new bytes as they are instead of UTF-8 text
                        echo: bool=False, # write the prompt before the continuation
@@ -224,9 +233,10 @@ def agiformer_generate(checkpoint: str=None, # run directory, model directory, .
     out = sys.stdout
     if checkpoint is None: raise ValueError("--checkpoint is required (a run directory, model directory, .safetensors, .pth or hub id)")
     data = _read_prompt(prompt, prompt_file)
-    overrides = {k: v for k, v in dict(num_heads=num_heads, window_size=window_size).items() if v is not None}
+    overrides = {k: v for k, v in dict(num_heads=num_heads, window_size=window_size, positions=positions).items() if v is not None}
     model = load_model(checkpoint, map_location=resolve_device(device), **overrides)
-    chunks = stream(model, data, max_bytes, temperature, top_k, top_p, seed, None, stop, thinking_steps, text=not raw)
+    chunks = stream(model, data, max_bytes, temperature, top_k, top_p, seed, None, stop, thinking_steps, text=not raw,
+                    halt_threshold=halt_threshold)
     if echo: chunks = _prepend(data if raw else data.decode('utf-8', 'replace'), chunks)
     if no_stream: chunks = [(b'' if raw else '').join(chunks)]
     for c in chunks:

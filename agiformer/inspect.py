@@ -60,9 +60,9 @@ def think_steps(model, # an AGIFORMER (call in eval mode for deterministic resul
                ):
     "Yield (t, z_t, g_t, u_t, logits_t) for t = 0..T; g and u are None at t = 0, logits (B, N, P, 256)."
     T = check_int('thinking_steps', model.config.thinking_steps if thinking_steps is None else thinking_steps, 0)
-    z, g, u = model.backbone(x), None, None                    # (B, N, D)
+    z0 = z = model.backbone(x); g = u = None                    # (B, N, D)
     for t in range(T + 1):
-        if t: z, g, u = model.reasoning.step(z)                 # each (B, N, D)
+        if t: z, g, u = model.reasoning.step(z, z0)             # each (B, N, D)
         yield t, z, g, u, model.head(z, y)
 
 def step_logits(model, x: torch.Tensor, y: torch.Tensor, thinking_steps: int|None=None) -> list[torch.Tensor]:

@@ -68,6 +68,7 @@ class AGIOutput:
     logits: torch.Tensor|None  # (B, N, P, 256) teacher-forced logits, when targets were given
     bytes: torch.Tensor|None   # (B, N, P) predicted next patches, when no targets were given
     latents: list              # [z_0, .., z_T], each (B, N, D): z_0 enters System 2, z_T leaves it
+    steps_used: torch.Tensor|None = None  # (B, N) System 2 steps each latent took (fewer than T with halting)
 
 @dataclass
 class AGICache:
@@ -113,7 +114,7 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
         self.layers = nn.ModuleList([HybridBlock(c.d_model, c.num_heads, c.window_size, c.dropout, c.attn_impl)
                                      for _ in range(c.n_layers)])
         self.norm_f = nn.LayerNorm(c.d_model)
-        self.reasoning = RecurrentReasoningBlock(c.d_model, c.thinking_steps, c.dropout)
+        self.reasoning = RecurrentReasoningBlock(c.d_model, c.thinking_steps, c.dropout, c.thinking_inject)
         self.head = LocalAutoregressiveHead(c.d_model, c.patch_size, c.head_hidden)
         self._hub_mixin_config = c.to_dict()     # save_pretrained writes the whole config (see 14_hub)
 
@@ -138,7 +139,8 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
 
     def prefill(self,
                 x: torch.Tensor, # (B, L) byte ids of B prompts of equal length, L a multiple of patch_size
-                thinking_steps: int|None=None, # System 2 depth (default: config)
+                thinking_steps: int|None=None, # System 2 depth (default: config); the most with halting
+                halt_threshold: float|None=None, # adaptive halting (see the reasoning chapter)
                ): # -> latents (B, N, D) after System 2, AGICache
         "Run the parallel forms over whole patches; return the latents and the cache that `step` continues from."
         x = check_bytes(x, self.patch_size, 'x')
@@ -146,18 +148,20 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
         for layer in self.layers:
             h, c = layer(h, return_cache=True); caches.append(c)
         pos = torch.full((x.shape[0],), h.shape[1], dtype=torch.long, device=x.device)
-        return self.reasoning(self.norm_f(h), thinking_steps=thinking_steps), AGICache(caches, pos)
+        z = self.reasoning(self.norm_f(h), thinking_steps=thinking_steps, halt_threshold=halt_threshold)
+        return z, AGICache(caches, pos)
 
     def step(self,
              patch: torch.Tensor, # (B, P) byte ids: each row's next patch
              cache: AGICache, # from `prefill` (or earlier steps); updated in place
-             thinking_steps: int|None=None, # System 2 depth (default: config)
+             thinking_steps: int|None=None, # System 2 depth (default: config); the most with halting
+             halt_threshold: float|None=None, # adaptive halting (see the reasoning chapter)
             ) -> torch.Tensor: # (B, D) latents that predict the patch after this one
         "Consume one patch per row with every component's `step`; equals the latent of that patch in a full forward."
         h = self.encoder.step(patch, cache.pos)
         for layer, c in zip(self.layers, cache.layers): h = layer.step(h, c)
         cache.pos += 1
-        return self.reasoning(self.norm_f(h), thinking_steps=thinking_steps)
+        return self.reasoning(self.norm_f(h), thinking_steps=thinking_steps, halt_threshold=halt_threshold)
 
     def forward(self,
                 x: torch.Tensor, # (B, L) byte ids, L a multiple of patch_size
@@ -167,6 +171,8 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
                 return_latents: bool=False, # return an AGIOutput with the latents of every step
                 generator: torch.Generator|None=None, # RNG for sampling
                 offset: int|torch.Tensor=0, # position of the first patch: one for all rows, or (B,) per row
+                backprop_steps: int|None=None, # System 2 gradients through its last K steps only (training)
+                halt_threshold: float|None=None, # adaptive halting: the most steps is `thinking_steps`
                ):
         x = check_bytes(x, self.patch_size, 'x')
         if target_bytes is not None:
@@ -174,11 +180,12 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
             if target_bytes.shape != x.shape:
                 raise ValueError(f"target_bytes has shape {tuple(target_bytes.shape)} but x has {tuple(x.shape)}: "
                                  "they must match (y = seq[:, P:], x = seq[:, :-P])")
-        z, zs = self.reasoning(self.backbone(x, offset), thinking_steps=thinking_steps, return_all=True)
+        z, zs, used = self.reasoning(self.backbone(x, offset), thinking_steps=thinking_steps, return_all=True,
+                                     backprop_steps=backprop_steps, halt_threshold=halt_threshold, return_steps=True)
         out = self.head(z, target_bytes, temperature=temperature, generator=generator)
         if not return_latents: return out
         return AGIOutput(logits=out if target_bytes is not None else None,
-                         bytes=None if target_bytes is not None else out, latents=zs)
+                         bytes=None if target_bytes is not None else out, latents=zs, steps_used=used)
 
     def loss(self,
              seq: torch.Tensor, # (B, L+P) byte windows

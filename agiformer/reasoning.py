@@ -17,6 +17,7 @@ class RecurrentReasoningBlock(nn.Module):
                  d_model: int, # latent width D
                  thinking_steps: int=3, # default number of steps T
                  dropout: float=0.1, # dropout on each proposed update
+                 inject: bool=False, # each step also sees the backbone's latent z_0 (through `Linear(D, D)`)
                 ):
         super().__init__()
         if thinking_steps < 0: raise ValueError(f"thinking_steps must be >= 0, got {thinking_steps}")
@@ -25,23 +26,51 @@ class RecurrentReasoningBlock(nn.Module):
                                        nn.Linear(4 * d_model, d_model), nn.Dropout(dropout))
         self.norm = nn.LayerNorm(d_model)
         self.gate = nn.Linear(d_model, d_model)
+        self.inject = nn.Linear(d_model, d_model) if inject else None
 
-    def step(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def step(self,
+             z: torch.Tensor, # (..., D) the latent after t steps
+             z0: torch.Tensor|None=None, # (..., D) the latent before the first step (used with `inject`)
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         "One refinement: returns (new z, gate g, proposed update u), each shaped like z."
         n = self.norm(z)
+        if self.inject is not None:
+            if z0 is None: raise ValueError("this block injects the backbone's latent into every step: give z0")
+            n = n + self.inject(z0)
         u, g = self.think_mlp(n), torch.sigmoid(self.gate(n))
         return z + g * u, g, u
 
     def forward(self,
                 z: torch.Tensor, # (..., D) latents from the backbone: (B, N, D), or (B, D) for one patch per row
-                thinking_steps: int|None=None, # T for this call (default: the configured T)
+                thinking_steps: int|None=None, # T for this call (default: the configured T); the most with halting
                 return_all: bool=False, # also return the list [z_0, z_1, .., z_T]
+                backprop_steps: int|None=None, # gradients through the last K steps only (None: all)
+                halt_threshold: float|None=None, # stop a latent once its relative change falls below this
+                return_steps: bool=False, # also return the steps each latent took (..., ) as floats
                ):
         T = self.thinking_steps if thinking_steps is None else thinking_steps
         if isinstance(T, bool) or not isinstance(T, int) or T < 0:
             raise ValueError(f"thinking_steps must be an int >= 0, got {T!r}")
-        zs = [z]
-        for _ in range(T):
-            z = self.step(z)[0]
+        if backprop_steps is not None and (isinstance(backprop_steps, bool) or not isinstance(backprop_steps, int) or backprop_steps < 1):
+            raise ValueError(f"backprop_steps must be an int >= 1 (or None for all), got {backprop_steps!r}")
+        if halt_threshold is not None and not halt_threshold >= 0:
+            raise ValueError(f"halt_threshold must be a number >= 0 (or None for a fixed depth), got {halt_threshold!r}")
+        z0, zs = z, [z]
+        first_grad = 0 if backprop_steps is None else max(0, T - backprop_steps)
+        active = torch.ones(z.shape[:-1], dtype=torch.bool, device=z.device) if halt_threshold is not None else None
+        used = torch.zeros(z.shape[:-1], device=z.device)
+        for t in range(T):
+            if t == first_grad and t > 0: z = z0 + (z - z0).detach()   # truncated: the earlier steps' updates get no gradient
+            with torch.set_grad_enabled(torch.is_grad_enabled() and t >= first_grad):
+                new = self.step(z, z0)[0]
+            if active is not None:
+                rel = (new - z).norm(dim=-1) / new.norm(dim=-1).clamp_min(1e-12)          # (...,) relative change
+                new = torch.where(active[..., None], new, z)                               # halted latents stay
+                used = used + active
+                active = active & (rel >= halt_threshold)
+            else: used = used + 1
+            z = new
             zs.append(z)
-        return (z, zs) if return_all else z
+            if active is not None and not active.any(): break
+        out = (z, zs) if return_all else z
+        return (*out, used) if return_all and return_steps else (out, used) if return_steps else out

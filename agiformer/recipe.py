@@ -5,19 +5,21 @@
 # %% ../nbs/09_recipe.ipynb #ef96a25b
 from __future__ import annotations
 import math
-from dataclasses import dataclass, asdict, fields, replace
+from dataclasses import dataclass, asdict, replace
 
 import torch
 import torch.nn.functional as F
 
-from .core import LN2, check_float, check_int
+from .core import LN2, check_float, check_int, from_known_keys
 from .model import AGIFORMER
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'AMP_MODES', 'RECIPES', 'TrainConfig', 'train_recipe', 'lr_at', 'pick_precision', 'lm_loss', 'plain_fit']
+__all__ = ['SCHEDULES', 'THINKING_SAMPLERS', 'AMP_MODES', 'RECIPES', 'TrainConfig', 'train_recipe', 'lr_at', 'pick_precision',
+           'lm_loss', 'train_thinking', 'plain_fit']
 
 # %% ../nbs/09_recipe.ipynb #36df23c7
 SCHEDULES = ('constant', 'cosine')
+THINKING_SAMPLERS = ('fixed', 'uniform', 'poisson_lognormal')
 AMP_MODES = ('auto', 'fp32', 'bf16', 'fp16')
 
 @dataclass
@@ -29,6 +31,8 @@ class TrainConfig:
     batch_size: int = 4           # windows per micro-batch, per process
     seq_len: int = 1024           # bytes read per window (each window holds seq_len + patch_size bytes)
     position_offsets: int = 0     # each window's first patch gets a random position in 0..this (0: always 0)
+    thinking_sampler: str = 'fixed' # System 2 depth per step: 'fixed' (the model's T), or random with mean T
+    thinking_backprop: int|None = None # gradients through the last K System 2 steps only (None: all)
     grad_accum: int = 1           # micro-batches per optimizer step
     lr: float = 3e-4              # peak learning rate (AdamW)
     weight_decay: float = 0.01    # AdamW weight decay
@@ -58,6 +62,9 @@ class TrainConfig:
         check_float('TrainConfig.lr', self.lr, 0, lo_open=True)
         for n in ('weight_decay', 'grad_clip'): check_float(f"TrainConfig.{n}", getattr(self, n), 0)
         check_float('TrainConfig.min_lr_ratio', self.min_lr_ratio, 0, 1)
+        if self.thinking_backprop is not None: check_int('TrainConfig.thinking_backprop (None = all steps)', self.thinking_backprop, 1)
+        if self.thinking_sampler not in THINKING_SAMPLERS:
+            raise ValueError(f"unknown thinking_sampler {self.thinking_sampler!r}; choose one of {THINKING_SAMPLERS}")
         if self.schedule not in SCHEDULES: raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
         if self.amp not in AMP_MODES: raise ValueError(f"unknown amp {self.amp!r}; choose one of {AMP_MODES}")
 
@@ -66,10 +73,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         "A config from a dict (e.g. a run's `config.json`); unknown keys are an error."
-        known = {f.name for f in fields(cls)}
-        extra = sorted(set(d) - known)
-        if extra: raise ValueError(f"unknown TrainConfig keys {extra}; known keys are {sorted(known)}")
-        return cls(**d)
+        return from_known_keys(cls, d)
 
 # %% ../nbs/09_recipe.ipynb #c963caff
 RECIPES: dict[str, TrainConfig] = {
@@ -112,11 +116,30 @@ def lm_loss(fwd, # the model, or its DDP / compiled wrapper: fwd(x, y) -> logits
             seq: torch.Tensor, # (B, L+P) byte windows
             patch_size: int, # P
             offset: int|torch.Tensor=0, # position of each window's first patch (see `position_offsets`)
+            **think, # System 2 options for this step: thinking_steps=, backprop_steps= (see `train_thinking`)
            ) -> torch.Tensor:
     "Mean next-patch cross-entropy (nats) of the windows `seq`, from float32 logits."
     x, y = seq[:, :-patch_size], seq[:, patch_size:]                    # (B, L), (B, L)
-    logits = fwd(x, y, offset=offset)                                   # (B, N, P, 256)
+    logits = fwd(x, y, offset=offset, **think)                          # (B, N, P, 256)
     return F.cross_entropy(logits.reshape(-1, 256).float(), y.reshape(-1))
+
+def train_thinking(cfg: TrainConfig, # the recipe: thinking_sampler, thinking_backprop, seed
+                   T: int, # the model's thinking_steps: the mean depth
+                   step: int, # the optimizer step: the depth is a function of (seed, step), so a resumed run draws the same
+                  ) -> dict: # keyword arguments for the model's forward ({} for the plain recipe)
+    "The System 2 options of one training step: a depth from the sampler (at least 1, mean T) and the truncation."
+    if cfg.thinking_sampler == 'fixed' or T == 0: d = None
+    else:
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        if cfg.thinking_sampler == 'uniform': d = int(torch.randint(1, 2 * T, (1,), generator=g))        # 1 .. 2T-1
+        else:                   # Poisson with a log-normal rate (as in recurrent-depth models): 1 + Poisson(mean T - 1)
+            s = 0.5
+            rate = math.exp(math.log(max(T - 1, 1e-3)) - s * s / 2 + s * torch.randn((), generator=g).item())
+            d = 1 + int(torch.poisson(torch.tensor(rate), generator=g))
+        d = min(d, 4 * T)
+    out = {} if d is None else dict(thinking_steps=d)
+    if cfg.thinking_backprop is not None: out['backprop_steps'] = cfg.thinking_backprop
+    return out
 
 # %% ../nbs/09_recipe.ipynb #5fd87971
 def plain_fit(model: AGIFORMER, # trained in place

@@ -32,6 +32,14 @@ def agiformer_train(preset: str=None, # model size: tiny | small | medium | seed
                     positions: str=None, # patch positions past the trained context: wrap (default) | absolute | cap
                     grad_accum: int=None, # micro-batches per optimizer step (default 1)
                     thinking_steps: int=None, # System 2 steps T of the model (default 3; 0 turns System 2 off)
+                    thinking_inject: bool=False, # System 2 steps also see the backbone's latent z_0
+                    thinking_sampler: str=None, # System 2 depth per step: fixed (default) | uniform | poisson_lognormal (mean T)
+                    thinking_backprop: int=None, # gradients through the last K System 2 steps only (default: all)
+                    d_model: int=None, # model width D (default: the preset's)
+                    n_layers: int=None, # hybrid blocks (default: the preset's)
+                    num_heads: int=None, # attention heads (default: the preset's)
+                    window_size: int=None, # sliding window in patches (default: the preset's)
+                    head_hidden: int=None, # GRU head width (default: the preset's)
                     dropout: float=None, # dropout of the model (default 0.1)
                     lr: float=None, # peak learning rate (default 3e-4)
                     weight_decay: float=None, # AdamW weight decay (default 0.01)
@@ -56,12 +64,15 @@ def agiformer_train(preset: str=None, # model size: tiny | small | medium | seed
                    ):
     "Train AGIFORMER with the original's recipe (or your changes); checkpoints, metrics and logs go to --out."
     tkw = _given(data=data, data_dir=data_dir, steps=steps, batch_size=batch_size, seq_len=seq_len, position_offsets=position_offsets,
+                 thinking_sampler=thinking_sampler, thinking_backprop=thinking_backprop,
                  grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, schedule=schedule,
                  grad_clip=grad_clip, log_every=log_every, val_every=val_every, val_windows=val_windows,
                  val_window=val_window, device=device, amp=amp, seed=seed, max_bad_steps=max_bad_steps)
     if compile: tkw['compile'] = True
     if full_val: tkw['val_windows'] = None
-    mkw = _given(thinking_steps=thinking_steps, dropout=dropout, positions=positions)
+    mkw = _given(thinking_steps=thinking_steps, dropout=dropout, positions=positions, d_model=d_model, n_layers=n_layers,
+                 num_heads=num_heads, window_size=window_size, head_hidden=head_hidden)
+    if thinking_inject: mkw['thinking_inject'] = True
     if resume:
         if out is None: raise ValueError("--resume needs --out, the run directory to continue")
         if recipe is not None: raise ValueError("--recipe starts a new run; a resumed run keeps its own settings")

@@ -20,7 +20,7 @@ from .data import WindowSampler, count_windows, load_corpus
 from .evaluate import evaluate_bpc
 from .model import AGIFORMER
 from .runs import plot_bpc_curves, read_metrics, read_run_config, save_png
-from .recipe import TrainConfig, lm_loss, lr_at, pick_precision
+from .recipe import TrainConfig, lm_loss, lr_at, pick_precision, train_thinking
 
 # %% auto #0
 __all__ = ['RESUME_MAY_CHANGE', 'save_model_dir', 'replace_dir', 'recover_dir', 'dist_env', 'TrainingDiverged', 'Trainer',
@@ -287,7 +287,7 @@ def _train_step(self: Trainer) -> tuple[float, float, float]:
         sync = self.ddp is None or i == c.grad_accum - 1
         with (contextlib.nullcontext() if sync else self.ddp.no_sync()):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                loss = lm_loss(self.fwd, seq, P, off)
+                loss = lm_loss(self.fwd, seq, P, off, **train_thinking(c, self.mc.thinking_steps, self.step + 1))
             self.scaler.scale(loss / c.grad_accum).backward()
         total += loss.detach().float()
     flags = torch.stack([total / c.grad_accum, torch.tensor(float(self._stop), device=self.device)])

@@ -278,6 +278,7 @@ def agiformer_inspect(checkpoint: str=None, # run directory, model directory, .s
                       n_windows: int=8, # with --data: windows inspected
                       window: int=1024, # with --data: window length in bytes
                       max_thinking_steps: int=None, # trace T' = 0 .. max_thinking_steps (default 2T)
+                      positions: str=None, # patch positions past the trained context: wrap | absolute | cap (default: the checkpoint's)
                       position: int=None, # byte position for the next-byte probabilities (default: most improved)
                       out: str='inspect', # directory for the PNG figures and inspect.json
                       device: str='auto', # auto | cpu | cuda | mps
@@ -290,7 +291,7 @@ def agiformer_inspect(checkpoint: str=None, # run directory, model directory, .s
         raise ValueError("give exactly one of --text (a string, or @file) and --data (a corpus)")
     if max_thinking_steps is not None: check_int('--max_thinking_steps', max_thinking_steps, 0)
     if data is not None: check_int('--n_windows', n_windows, 1)
-    model = load_model(checkpoint, map_location=resolve_device(device))
+    model = load_model(checkpoint, map_location=resolve_device(device), **({} if positions is None else dict(positions=positions)))
     T = model.config.thinking_steps
     depth = max(2 * T, 1) if max_thinking_steps is None else max_thinking_steps
     if depth < T: raise ValueError(f"--max_thinking_steps {depth} is below the trained T={T}: give at least {T}")

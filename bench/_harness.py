@@ -5,7 +5,8 @@ A measurement runs as `python SCRIPT --child JSON` in a new process, so that its
 reference run that would need more than the cap fails its allocation instead of taking the machine, and is
 reported as stopped. The child prints one line `RESULT {json}` as its last output.
 """
-import json, os, resource, subprocess, sys, time, traceback
+import json, os, platform, resource, subprocess, sys, time, traceback
+from pathlib import Path
 
 GB = 2 ** 30
 
@@ -62,5 +63,14 @@ def table(rows: list, cols: list) -> str:
 
 def machine_note(threads: int) -> str:
     load = os.getloadavg()
-    return (f"torch threads {threads}, {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+    return (f"{cpu_model()}, torch {__import__('torch').__version__}, torch threads {threads}, {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
             "(a shared machine: other processes add noise; ratios within one run are the comparable figures)")
+
+
+def cpu_model() -> str:
+    "The CPU's model name (Linux /proc/cpuinfo; platform.processor() elsewhere), printed beside every figure."
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): return line.split(':', 1)[1].strip()
+    except OSError: pass
+    return platform.processor() or 'unknown CPU'

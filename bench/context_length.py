@@ -24,6 +24,8 @@ nothing). The machine (CPU model, cores, torch) is printed with the results.
 import argparse, json, os, platform, tempfile, time
 from pathlib import Path
 
+from _harness import cpu_model
+
 import torch
 
 from agiformer.core import AGIConfig
@@ -40,14 +42,6 @@ MODELS = {  # name: (TrainConfig changes, one line of what it is)
     'offsets': (dict(position_offsets=3840), 'seed recipe, 4 x 1,024 bytes, random start positions 0..3,840 patches'),
     'long': (dict(batch_size=1, seq_len=4096), 'seed recipe, 1 x 4,096 bytes (same bytes per step)'),
 }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): return line.split(':', 1)[1].strip()
-    except OSError: pass
-    return platform.processor() or 'unknown CPU'
 
 
 def train(name: str, root: Path, steps: int, preset: str, quick: bool) -> Path:
@@ -95,7 +89,7 @@ def main():
             row = dict(model=name, scheme=scheme, trained_context=model.config.context_bytes)
             for w in windows:
                 t = time.perf_counter()
-                r = evaluate_bpc(model, val, window=w, n_windows=a.eval_bytes // w, batch_size=1)
+                r = evaluate_bpc(model, val, window=w, n_windows=a.eval_bytes // w, batch_size=max(1, 8192 // w))
                 row[w] = r.bpc
                 row[f'{w}_s'] = time.perf_counter() - t
             results.append(row)

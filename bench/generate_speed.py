@@ -33,14 +33,7 @@ machine hits both alike.
 import argparse, json, os, platform, statistics, sysconfig, time
 from pathlib import Path
 
-
-def cpu_model() -> str:
-    "The CPU's model name (Linux /proc/cpuinfo; platform.processor() elsewhere)."
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): return line.split(':', 1)[1].strip()
-    except OSError: pass
-    return platform.processor() or 'unknown CPU'
+from _harness import cpu_model
 
 
 def read_bandwidth(mib: int = 512, repeats: int = 5) -> float:

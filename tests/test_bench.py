@@ -39,6 +39,25 @@ def test_generate_speed_quick():
     assert re.search(r'decode time per patch [\d.]+ ms vs the weight-streaming limit [\d.]+ ms', out), out
 
 
+def test_system2_study_quick():
+    "The study's grid, tiny and short, into a temporary directory: one record per configuration, every field filled."
+    import json
+    out = run('bench/system2_study.py', '--quick', timeout=900)
+    path = Path(re.search(r'results: (\S+)', out).group(1))
+    assert not str(path).startswith(str(ROOT / 'bench' / 'results')), path          # never over the committed results
+    recs = json.loads(path.read_text())['runs']
+    assert sorted(r['name'] for r in recs) == sorted(['T3-fixed', 'T0', 'T0-deeper', 'T3-random', 'T3-random-inject', 'recommended'])
+    for r in recs:
+        for k in ('seed', 'config', 'steps', 'train_bytes', 'train_flops', 'val_bpc', 'full_val_bpc', 'depth_sweep'):
+            assert r.get(k) is not None, (r['name'], k)
+        assert len(r['depth_sweep']) == max(4 * r['config']['thinking_steps'], 4) + 1
+    by = {r['name']: r for r in recs}
+    assert by['T0']['train_flops'] < by['T3-fixed']['train_flops']
+    assert abs(by['T0-deeper']['train_flops'] / by['T3-fixed']['train_flops'] - 1) < 0.25     # tiny: whole layers only
+    assert by['T3-random-inject']['config']['thinking_inject'] and by['T3-random']['train']['thinking_sampler'] != 'fixed'
+    assert [h['threshold'] for h in by['T3-fixed']['halting']][0] == 0.0
+
+
 def test_gpu_script_dry_run_on_cpu():
     out = run('bench/gpu.py', '--device', 'cpu', '--quick', '--no-compile')
     for prec in ('fp32', 'fp16', 'bf16'):

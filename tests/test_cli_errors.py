@@ -11,6 +11,7 @@ HUB_ID = 'nobody-here/agiformer-nothing'        # a hub id: offline and not cach
 CASES = {
     'train-bad-steps':     ['agiformer_train', '--data', 'corpus.txt', '--steps', '0', '--out', 'run', '--device', 'cpu'],
     'train-missing-init':  ['agiformer_train', '--data', 'corpus.txt', '--init_from', MISSING, '--out', 'run', '--device', 'cpu'],
+    'train-bad-positions': ['agiformer_train', '--data', 'corpus.txt', '--positions', 'rope', '--out', 'run', '--device', 'cpu'],
     'train-hub-init':      ['agiformer_train', '--data', 'corpus.txt', '--init_from', HUB_ID, '--out', 'run', '--device', 'cpu'],
     'eval-missing':        ['agiformer_eval', '--checkpoint', MISSING, '--data', 'corpus.txt', '--device', 'cpu'],
     'eval-hub':            ['agiformer_eval', '--checkpoint', HUB_ID, '--data', 'corpus.txt', '--device', 'cpu'],

@@ -28,12 +28,13 @@ def test_ctrl_c_saves_last_and_resume_continues(tmp_path):
     args = ['--preset', 'tiny', '--data', str(corpus), '--steps', '100000', '--seq_len', '64', '--log_every', '1',
             '--val_every', '1000000', '--val_windows', '2', '--device', 'cpu', '--out', str(out)]
     p = subprocess.Popen(_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:            # wait until a few steps are logged
-        if (out / 'metrics.jsonl').exists() and len((out / 'metrics.jsonl').read_text().splitlines()) >= 5: break
+    deadline = time.time() + 600             # wait until a few steps are logged: the SIGINT handler is installed by then
+    while not (out / 'metrics.jsonl').exists() or len((out / 'metrics.jsonl').read_text().splitlines()) < 5:
+        if p.poll() is not None or time.time() > deadline:     # never signal a process that may still be starting
+            p.kill(); pytest.fail(f"no 5 logged steps (exit status {p.wait()}):\n{p.communicate()[0][-2000:]}")
         time.sleep(0.2)
     p.send_signal(signal.SIGINT)
-    stdout, _ = p.communicate(timeout=120)
+    stdout, _ = p.communicate(timeout=300)
     assert p.returncode == 0, stdout[-2000:]
     assert 'Interrupted' in stdout and 'Training interrupted at step' in stdout
     state_files = sorted(x.name for x in (out / 'last').iterdir())
@@ -73,3 +74,19 @@ def test_a_diverging_run_stops_with_one_line_and_status_1(tmp_path):
                             '--device', 'cpu', '--quiet', '--out', str(out)), capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and '2 consecutive steps had a non-finite loss' in _one_line(r.stderr)
     assert (out / 'last' / 'trainer_state.pt').exists()
+
+
+def test_model_and_system2_options_from_the_command_line(tmp_path):
+    "A researcher sizes the model and its System 2 from the command line; the run records what was trained."
+    corpus, out = _corpus(tmp_path), tmp_path / 'sized'
+    r = subprocess.run(_cmd('--preset', 'tiny', '--data', str(corpus), '--steps', '3', '--seq_len', '64', '--val_windows', '2',
+                            '--device', 'cpu', '--out', str(out), '--quiet', '--n_layers', '3', '--d_model', '48',
+                            '--num_heads', '6', '--window_size', '4', '--head_hidden', '24', '--thinking_inject',
+                            '--thinking_sampler', 'uniform', '--thinking_backprop', '1', '--position_offsets', '8'),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    cfg = json.loads((out / 'config.json').read_text())
+    m, t = cfg['model'], cfg['train']
+    assert (m['n_layers'], m['d_model'], m['num_heads'], m['window_size'], m['head_hidden'], m['thinking_inject']) == (3, 48, 6, 4, 24, True)
+    assert (t['thinking_sampler'], t['thinking_backprop'], t['position_offsets']) == ('uniform', 1, 8)
+    assert m['context_bytes'] == 64 + 8 * 4                      # the positions the recipe trained on

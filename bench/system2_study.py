@@ -1,0 +1,159 @@
+"""Does System 2 earn its compute? A grid of training runs on the offline pystdlib corpus, with several seeds each.
+
+Each configuration is trained with this project's trainer (`small` preset unless said, seed recipe unless said) for
+`--steps` steps per seed, one run directory per (configuration, seed) under `--root`. After training, each run is
+measured and appended to the results JSON (written atomically after every run):
+
+- `val_bpc`: the comparison protocol (the first 64 windows of 1,024 bytes of val) of the final weights;
+- `full_val_bpc`: every whole 1,024-byte window of the val split;
+- `depth_sweep`: protocol BPC at test-time depths T' = 0 .. max(4T, 4);
+- `halting`: protocol BPC and mean steps per patch at several halting thresholds (depth up to 4T), T > 0 only;
+- `train_bytes`, `train_flops`: bytes read in training, and the training FLOPs estimated from the model's shapes
+  (`train_flops`: multiply-adds x 2 of every matrix product one patch needs, forward, summed over the layers,
+  System 2 steps and the head's P bytes, plus the attention products (window: 2 W D, linear: 2 E D per patch and
+  layer); a training step costs 3x its forward (backward ~2x), except System 2 steps outside the truncated
+  backpropagation, which cost 1x; the expected depth is used for a random-depth sampler).
+
+A (configuration, seed) whose record is already in the JSON and whose run directory is complete is skipped, so the
+grid can be run a piece at a time across sessions (`--only NAME`, `--seeds 0,1`). `--quick` runs a tiny version of
+the same grid (tiny preset, a few steps, one seed) into a temporary directory, never over the committed results.
+
+    python bench/system2_study.py [--steps 600] [--seeds 0,1,2] [--only T3-fixed,T0] [--out bench/results/system2_study.json]
+    python bench/system2_study.py --quick
+"""
+import argparse, json, math, os, platform, tempfile, time
+from pathlib import Path
+
+from _harness import cpu_model
+
+import torch
+
+from agiformer.core import AGIConfig, atomic_write
+from agiformer.checkpoint import load_model
+from agiformer.data import load_corpus
+from agiformer.evaluate import evaluate_bpc, protocol_bpc
+from agiformer.recipe import TrainConfig
+from agiformer.runs import read_metrics
+from agiformer.trainer import Trainer
+
+# name: (model changes, training changes, what it is)
+GRID = {
+    'T3-fixed': (dict(), dict(), 'T = 3 fixed: the original'),
+    'T0': (dict(thinking_steps=0), dict(), 'no System 2, same layers: equal steps'),
+    'T0-deeper': (dict(thinking_steps=0, n_layers='match'), dict(), 'no System 2, more layers: training FLOPs of T3-fixed'),
+    'T3-random': (dict(), dict(thinking_sampler='poisson_lognormal', thinking_backprop=2),
+                  'random depth (mean 3), gradients through the last 2 steps'),
+    'T3-random-inject': (dict(thinking_inject=True), dict(thinking_sampler='poisson_lognormal', thinking_backprop=2),
+                         'random depth + input injection'),
+    'recommended': (dict(dropout=0.0), dict(lr=1e-3, schedule='cosine', warmup_steps=50),
+                    'T = 3 fixed, a recipe for this budget: lr 1e-3, cosine, no dropout'),
+}
+HALT_THRESHOLDS = (0.0, 0.01, 0.03, 0.1, 0.3)
+
+
+def expected_depth(tc: TrainConfig, T: int) -> float:
+    "Mean System 2 depth of a training step under the recipe's sampler."
+    return float(T)      # every sampler here has mean T (see `recipe.train_thinking`)
+
+
+def forward_flops(mc: AGIConfig, depth: float) -> float:
+    "Forward FLOPs per patch (2 x multiply-adds of the matrix products), System 2 at `depth` steps."
+    D, P, H, E, W, h, L = mc.d_model, mc.patch_size, mc.num_heads, mc.head_dim, mc.window_size, mc.head_hidden, mc.n_layers
+    enc = P * D * D
+    layer = 17 * D * D + W * D + E * D          # qkv x2, proj, ssm out, out_proj, MLP 8 D^2; window scores+values; linear
+    think = 9 * D * D + (D * D if mc.thinking_inject else 0)
+    head = D * h + P * (3 * h * 2 * h + 3 * h * h + 256 * h)
+    return 2.0 * (enc + L * layer + depth * think + head)
+
+
+def train_flops(mc: AGIConfig, tc: TrainConfig) -> float:
+    "Estimated training FLOPs of the whole run (see the module docstring)."
+    depth = expected_depth(tc, mc.thinking_steps)
+    K = depth if tc.thinking_backprop is None else min(depth, tc.thinking_backprop)
+    fwd_full = forward_flops(mc, depth)
+    think = forward_flops(mc, 1) - forward_flops(mc, 0)
+    per_patch = 3 * fwd_full - 2 * (depth - K) * think        # steps without gradients: forward only
+    patches = tc.steps * tc.batch_size * tc.grad_accum * tc.seq_len / mc.patch_size
+    return per_patch * patches
+
+
+def configure(name: str, preset: str, steps: int, seed: int, quick: bool):
+    "(AGIConfig, TrainConfig) of configuration `name`."
+    m_over, t_over, _ = GRID[name]
+    m_over = dict(m_over)
+    base_t = dict(data='pystdlib', steps=steps, seed=seed, device='cpu', log_every=max(1, steps // 20),
+                  val_every=steps, val_windows=4 if quick else 64)
+    if quick: base_t.update(seq_len=64, batch_size=4)
+    tc = TrainConfig(**{**base_t, **t_over})
+    if m_over.get('n_layers') == 'match':            # the layer count whose training FLOPs are closest to T3-fixed's
+        ref_m, ref_t = configure('T3-fixed', preset, steps, seed, quick)
+        target = train_flops(ref_m, ref_t)
+        base = AGIConfig.from_preset(preset, **{k: v for k, v in m_over.items() if k != 'n_layers'})
+        m_over['n_layers'] = min(range(1, 4 * base.n_layers + 1),
+                                 key=lambda n: abs(train_flops(base.replace(n_layers=n), tc) - target))
+    return AGIConfig.from_preset(preset, **m_over), tc
+
+
+def measure(run: Path, name: str, seed: int, mc: AGIConfig, tc: TrainConfig, corpus, quick: bool) -> dict:
+    "The record of one finished run."
+    model = load_model(run / 'last')
+    T = mc.thinking_steps
+    nw = 4 if quick else None
+    val = (evaluate_bpc(model, corpus.val, window=1024 if not quick else 64, n_windows=4) if quick
+           else protocol_bpc(model, corpus.val))
+    full = evaluate_bpc(model, corpus.val, window=1024 if not quick else 64, n_windows=nw, batch_size=8)
+    ev = lambda **kw: (evaluate_bpc(model, corpus.val, window=64, n_windows=4, **kw) if quick
+                       else protocol_bpc(model, corpus.val, **kw))
+    sweep = {t: ev(thinking_steps=t).bpc for t in range(max(4 * T, 4) + 1)}
+    halting = ([dict(threshold=e, **{k: v for k, v in ev(thinking_steps=4 * T, halt_threshold=e).to_dict().items()
+                                      if k in ('bpc', 'mean_thinking_steps')}) for e in HALT_THRESHOLDS] if T else [])
+    tr = [r for r in read_metrics(run) if r['kind'] == 'train']
+    return dict(name=name, seed=seed, what=GRID[name][2], config=mc.to_dict(), train=tc.to_dict(), steps=tr[-1]['step'],
+                train_bytes=tr[-1]['bytes'], train_flops=train_flops(mc, tc), seconds=tr[-1]['time'],
+                params=model.num_params(), val_bpc=val.bpc, full_val_bpc=full.bpc, full_val_windows=full.n_windows,
+                depth_sweep={str(k): v for k, v in sweep.items()}, halting=halting)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--root', default='runs/system2', help='run directories go here')
+    ap.add_argument('--out', default='bench/results/system2_study.json')
+    ap.add_argument('--steps', type=int, default=600)
+    ap.add_argument('--seeds', default='0,1,2')
+    ap.add_argument('--only', default=None, help='comma-separated configuration names (default: the whole grid)')
+    ap.add_argument('--preset', default='small')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--quick', action='store_true', help='tiny preset, 6 steps, one seed, a temporary directory')
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    names = list(GRID) if a.only is None else a.only.split(',')
+    bad = [n for n in names if n not in GRID]
+    if bad: raise SystemExit(f"unknown configurations {bad}; the grid is {list(GRID)}")
+    seeds = [int(s) for s in a.seeds.split(',')]
+    if a.quick:
+        tmp = Path(tempfile.mkdtemp(prefix='system2-quick-'))
+        a.root, a.out, a.steps, a.preset, seeds = str(tmp / 'runs'), str(tmp / 'system2_study.json'), 6, 'tiny', [0]
+    out = Path(a.out)
+    results = json.loads(out.read_text()) if out.exists() else {'runs': []}
+    results.update(machine=cpu_model(), cores=os.cpu_count(), torch=torch.__version__, grid={n: GRID[n][2] for n in GRID})
+    done = {(r['name'], r['seed']) for r in results['runs']}
+    corpus = load_corpus('pystdlib', progress=False)
+    print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, torch {torch.__version__}; {a.preset}, {a.steps} steps")
+    for name in names:
+        for seed in seeds:
+            run = Path(a.root) / f"{name}-s{seed}"
+            if (name, seed) in done and (run / 'last').exists():
+                print(f"[{name} seed {seed}] done: skipped"); continue
+            mc, tc = configure(name, a.preset, a.steps, seed, a.quick)
+            t0 = time.perf_counter()
+            Trainer(mc, tc, run, quiet=True, overwrite=True).fit()
+            rec = measure(run, name, seed, mc, tc, corpus, a.quick)
+            results['runs'] = [r for r in results['runs'] if (r['name'], r['seed']) != (name, seed)] + [rec]
+            atomic_write(out, lambda t: Path(t).write_text(json.dumps(results, indent=1)))
+            print(f"[{name} seed {seed}] val {rec['val_bpc']:.4f}, full val {rec['full_val_bpc']:.4f}, "
+                  f"{rec['train_flops']:.3g} FLOPs, {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"results: {out}")
+
+
+if __name__ == '__main__':
+    main()
