@@ -193,6 +193,17 @@ def main():
     print(f"stateful / lean recompute: {rate / lean_rate:7.1f}x")
     print(f"per-byte decode time, {a.long_prompt_bytes:,}-byte vs {a.prompt_bytes:,}-byte prompt: {per_byte_ratio:.2f}x "
           f"(target <= 1.2x)")
+    # the position scheme (wrap, the default) against plain absolute positions: same model, same prompt, this run
+    torch.set_num_threads(th_best)
+    pos_rates = {}
+    for _ in range(a.repeats):
+        for scheme in ('absolute', model.config.positions):
+            model.encoder.positions = scheme
+            pos_rates.setdefault(scheme, []).append(1 / timed_stateful(model, prompt, a.new_bytes)[2])
+    model.encoder.positions = model.config.positions
+    pos_ratio = statistics.median(pos_rates[model.config.positions]) / statistics.median(pos_rates['absolute'])
+    print(f"decoding with positions={model.config.positions!r} vs 'absolute' (same run, {th_best} thread(s)): "
+          f"{pos_ratio:.3f}x the speed")
     w_bytes, c_bytes = bytes_per_patch(model)
     bw = read_bandwidth()
     limit_ms = (w_bytes + c_bytes) / bw * 1e3
@@ -220,7 +231,7 @@ def main():
                       'ratio_vs_original': rate / orig_rate, 'ratio_vs_lean': rate / lean_rate,
                       'per_byte_ratio_long': per_byte_ratio, 'prefill_huge': huge, 'cpu': cpu_model(),
                       'cores': os.cpu_count(), 'torch': torch.__version__, 'patch_ms': patch_ms,
-                      'streaming_limit_ms': limit_ms, 'read_bandwidth_gbs': bw / 1e9}))
+                      'streaming_limit_ms': limit_ms, 'read_bandwidth_gbs': bw / 1e9, 'positions_speed_ratio': pos_ratio}))
 
 
 if __name__ == '__main__':

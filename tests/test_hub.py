@@ -155,6 +155,7 @@ def test_push_bad_input(run_dir, tmp_path):
 def test_every_command_takes_a_hub_id(argv, hub, tmp_path):
     tmp, env = hub
     (tmp_path / 'corpus.txt').write_bytes(b''.join(f"def h{i}(z):\n    return z + {i % 13}\n".encode() for i in range(2000)))
+    FakeHub.requests.clear()                                  # this command must fetch the files itself
     r = subprocess.run(argv + ['--device', 'cpu'] * (argv[0] != 'agiformer_push'), cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
