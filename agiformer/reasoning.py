@@ -58,19 +58,20 @@ class RecurrentReasoningBlock(nn.Module):
         z0, zs = z, [z]
         first_grad = 0 if backprop_steps is None else max(0, T - backprop_steps)
         active = torch.ones(z.shape[:-1], dtype=torch.bool, device=z.device) if halt_threshold is not None else None
-        used = torch.zeros(z.shape[:-1], device=z.device)
+        used = torch.zeros(z.shape[:-1], device=z.device) if active is not None else None
         for t in range(T):
             if t == first_grad and t > 0: z = z0 + (z - z0).detach()   # truncated: the earlier steps' updates get no gradient
-            with torch.set_grad_enabled(torch.is_grad_enabled() and t >= first_grad):
-                new = self.step(z, z0)[0]
+            if t < first_grad:
+                with torch.no_grad(): new = self.step(z, z0)[0]
+            else: new = self.step(z, z0)[0]
             if active is not None:
                 rel = (new - z).norm(dim=-1) / new.norm(dim=-1).clamp_min(1e-12)          # (...,) relative change
                 new = torch.where(active[..., None], new, z)                               # halted latents stay
                 used = used + active
                 active = active & (rel >= halt_threshold)
-            else: used = used + 1
             z = new
             zs.append(z)
             if active is not None and not active.any(): break
+        if used is None: used = torch.full(z.shape[:-1], float(len(zs) - 1), device=z.device) if return_steps else None
         out = (z, zs) if return_all else z
         return (*out, used) if return_all and return_steps else (out, used) if return_steps else out
