@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .core import ATTN_IMPLS
+from .core import ATTN_IMPLS, forward_rows, linear_rows
 from .kernels import (feature_map, sliding_window_attention_ref, causal_linear_attention_ref,
                                sliding_window_attention, causal_linear_attention, linear_attention_step)
 
@@ -79,14 +79,14 @@ class SlidingWindowAttention(nn.Module):
             ) -> torch.Tensor: # (B, D)
         B, D = x.shape
         H, W = self.num_heads, self.window_size
-        q, k, v = self.qkv(x).view(B, 3, H, D // H).unbind(1)                  # 3 x (B, H, E)
+        q, k, v = forward_rows(self.qkv, x).view(B, 3, H, D // H).unbind(1)    # 3 x (B, H, E)
         slot = cache.t % W
         cache.k[:, :, slot], cache.v[:, :, slot] = k, v
         if cache.n_min < W: cache.filled[:, slot] = True                        # once every ring is full it stays full
         cache.t, cache.n_min = cache.t + 1, min(cache.n_min + 1, W)
         s = (q[:, :, None] @ cache.k.transpose(-1, -2)) / math.sqrt(D // H)    # (B, H, 1, W)
         if cache.n_min < W: s = s.masked_fill(~cache.filled[:, None, None], float('-inf'))
-        return self.proj((s.softmax(dim=-1) @ cache.v).view(B, D))
+        return forward_rows(self.proj, (s.softmax(dim=-1) @ cache.v).view(B, D))
 
 # %% ../nbs/02a_attention.ipynb #15
 @dataclass
@@ -119,14 +119,14 @@ class LinearAttention(nn.Module):
 
     def projections(self, x: torch.Tensor):
         "Raw q, k, v (..., H, E) of latents (..., D), in float32 (also under autocast)."
-        return self.qkv(x).float().unflatten(-1, (3, self.num_heads, -1)).unbind(-3)
+        return forward_rows(self.qkv, x).float().unflatten(-1, (3, self.num_heads, -1)).unbind(-3)
 
     def featurize(self, x: torch.Tensor):
         "q, k, v (B, N, H, E) after the feature map and the 1/sqrt(E) scaling of q (float32 under autocast)."
         q, k, v = self.projections(x)                                      # 3 x (B, N, H, E)
         return feature_map(q) / math.sqrt(q.shape[-1]), feature_map(k), v
 
-    def _out(self, o: torch.Tensor) -> torch.Tensor: return self.dropout(self.norm(self.out_proj(o)))
+    def _out(self, o: torch.Tensor) -> torch.Tensor: return self.dropout(self.norm(forward_rows(self.out_proj, o)))
 
     def forward(self,
                 x: torch.Tensor, # (B, N, D) patch latents

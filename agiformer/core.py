@@ -9,12 +9,14 @@ from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from fastcore.script import anno_parser
 
 # %% auto #0
 __all__ = ['ATTN_IMPLS', 'POSITION_SCHEMES', 'PRESETS', 'LN2', 'USER_ERRORS', 'from_known_keys', 'AGIConfig', 'check_bytes',
            'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed', 'count_params', 'check_int', 'check_float',
-           'eval_mode', 'atomic_write', 'resolve_device', 'is_hub_id', 'fail', 'cli']
+           'eval_mode', 'atomic_write', 'resolve_device', 'is_hub_id', 'fail', 'cli', 'derived', 'linear_rows',
+           'forward_rows']
 
 # %% ../nbs/00_core.ipynb #5
 def from_known_keys(cls, d: dict):
@@ -268,3 +270,37 @@ def cli(func):
             fail(func.__name__, e)
     return _f
 
+
+# %% ../nbs/00_core.ipynb #a5c966a1
+def derived(key: str, # names the derived tensor among those cached on sources[0]
+            make, # () -> the tensor, computed from `sources`
+            *sources: torch.Tensor, # what it depends on; it is cached on the first
+           ) -> torch.Tensor:
+    "`make()`, cached on `sources[0]` until a source changes in place (its version) or is moved (its storage)."
+    stamp = [(s.data_ptr(), s._version) for s in sources]
+    cache = sources[0].__dict__.setdefault('_agiformer_derived', {})
+    hit = cache.get(key)
+    if hit is not None and hit[0] == stamp: return hit[1]
+    with torch.inference_mode(False), torch.no_grad(): t = make()       # a plain tensor, also when made under inference mode
+    cache[key] = (stamp, t)
+    return t
+
+def linear_rows(x: torch.Tensor, # (M, in) a few rows
+                weight: torch.Tensor, # (out, in), or stored otherwise with `as_matrix`
+                bias: torch.Tensor|None=None, # (out,)
+                as_matrix=None, # weight -> its (out, in) matrix (a slice, a reshape), when it is stored otherwise
+                key: str='rows', # tells apart the matrices derived from one weight with different `as_matrix`
+               ) -> torch.Tensor: # (M, out)
+    "`F.linear(x, W, bias)`, from a cached contiguous transpose of W when no gradient is needed on the CPU."
+    w = weight if as_matrix is None else as_matrix(weight)
+    if torch.is_grad_enabled() or x.dim() != 2 or x.device.type != 'cpu': return F.linear(x, w, bias)
+    wt = derived(key, lambda: w.t().contiguous(), weight)                                       # (in, out)
+    return x @ wt if bias is None else torch.addmm(bias, x, wt)
+
+def forward_rows(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    "`m(x)`, with `m` (an `nn.Linear`, or each `nn.Linear` of an `nn.Sequential`) computed by `linear_rows`."
+    if isinstance(m, torch.nn.Linear): return linear_rows(x, m.weight, m.bias)
+    if isinstance(m, torch.nn.Sequential):
+        for s in m: x = forward_rows(s, x)
+        return x
+    return m(x)

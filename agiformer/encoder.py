@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .core import linear_rows
+
 # %% auto #0
 __all__ = ['rotate_half', 'rotary_angles', 'rotate', 'ByteLatentEncoder']
 
@@ -73,6 +75,6 @@ class ByteLatentEncoder(nn.Module):
             ) -> torch.Tensor: # (B, D) its latent
         w = self.patch_conv.weight                                            # (D, D, P): the conv, as one matrix
         e = self.byte_embedding(x).transpose(1, 2).reshape(x.shape[0], -1)    # (B, D*P), channel-major like w
-        p = F.linear(e, w.reshape(w.shape[0], -1), self.patch_conv.bias)      # (B, D): the conv's one output
+        p = linear_rows(e, w, self.patch_conv.bias, as_matrix=lambda w: w.reshape(w.shape[0], -1))  # (B, D): the conv's one output
         p = rotate(p, rotary_angles(self.position_ids(pos), self.inv_freq))  # angles (B, D)
         return self.dropout(self.norm(p))

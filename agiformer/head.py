@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .core import derived, forward_rows, linear_rows
+
 # %% auto #0
 __all__ = ['LocalAutoregressiveHead', 'sample_bytes', 'check_sampling', 'make_sampler']
 
@@ -29,12 +31,18 @@ class LocalAutoregressiveHead(nn.Module):
 
     def context(self, latents: torch.Tensor) -> torch.Tensor:
         "(..., D) latents -> (..., hidden) GRU context."
-        return self.proj_latent(latents)
+        return forward_rows(self.proj_latent, latents)
 
     def context_gates(self, ctx: torch.Tensor) -> torch.Tensor:
         "(M, hidden) context -> (M, 3 hidden): its share of the GRU's input gates (with their bias), the same for every byte of a patch."
         hid = self.rnn.hidden_size
-        return F.linear(ctx, self.rnn.weight_ih_l0[:, hid:], self.rnn.bias_ih_l0)
+        return linear_rows(ctx, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0, as_matrix=lambda w: w[:, hid:], key='ctx')
+
+    def byte_gates(self, prev: torch.Tensor) -> torch.Tensor:
+        "(M,) previous bytes -> (M, 3 hidden): their share of the GRU's input gates; without gradients, rows of a cached (256, 3 hidden) table."
+        w = self.rnn.weight_ih_l0[:, :self.rnn.hidden_size]
+        if torch.is_grad_enabled(): return F.linear(self.byte_emb(prev), w)
+        return derived('byte_gates', lambda: F.linear(self.byte_emb.weight, w), self.rnn.weight_ih_l0, self.byte_emb.weight)[prev]
 
     def step(self,
              prev: torch.Tensor, # (M,) the previous byte of each row (0 before the first)
@@ -43,13 +51,13 @@ class LocalAutoregressiveHead(nn.Module):
             ): # -> logits (M, 256), new h (M, hidden)
         "One byte: the GRU cell (PyTorch's gate order r, u, n) reads the previous byte and the context, and gives the logits of the next."
         hid = self.rnn.hidden_size
-        gx = F.linear(self.byte_emb(prev), self.rnn.weight_ih_l0[:, :hid]) + gctx      # (M, 3h) input gates
+        gx = self.byte_gates(prev) + gctx                                               # (M, 3h) input gates
         if h is None: h = gctx.new_zeros(gctx.shape[0], hid)
-        gh = F.linear(h, self.rnn.weight_hh_l0, self.rnn.bias_hh_l0)                     # (M, 3h) hidden gates
+        gh = linear_rows(h, self.rnn.weight_hh_l0, self.rnn.bias_hh_l0)                  # (M, 3h) hidden gates
         r, u = torch.sigmoid(gx[:, :2 * hid] + gh[:, :2 * hid]).chunk(2, dim=-1)         # reset, update (M, h)
         n = torch.tanh(gx[:, 2 * hid:] + r * gh[:, 2 * hid:])                            # candidate (M, h)
         h = n + u * (h - n)                                                              # (1 - u) n + u h
-        return self.head(h), h
+        return forward_rows(self.head, h), h
 
     def forward(self,
                 latents: torch.Tensor, # (B, N, D)

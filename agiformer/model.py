@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from huggingface_hub import PyTorchModelHubMixin
 
-from .core import AGIConfig, check_bytes, count_params
+from .core import AGIConfig, check_bytes, count_params, forward_rows
 from .encoder import ByteLatentEncoder
 from .attention import SlidingWindowAttention, LinearAttention, WindowCache, LinearCache
 from .reasoning import RecurrentReasoningBlock
@@ -58,8 +58,8 @@ class HybridBlock(nn.Module):
              cache: BlockCache, # updated in place
             ) -> torch.Tensor: # (B, D)
         h = self.norm1(x)
-        x = x + self.out_proj(self.attn.step(h, cache.window) + self.ssm.step(h, cache.linear))
-        return x + self.mlp(self.norm_mlp(x))
+        x = x + forward_rows(self.out_proj, self.attn.step(h, cache.window) + self.ssm.step(h, cache.linear))
+        return x + forward_rows(self.mlp, self.norm_mlp(x))
 
 # %% ../nbs/05_model.ipynb #8
 @dataclass

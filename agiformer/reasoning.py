@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .core import forward_rows
+
 # %% auto #0
 __all__ = ['RecurrentReasoningBlock']
 
@@ -36,8 +38,8 @@ class RecurrentReasoningBlock(nn.Module):
         n = self.norm(z)
         if self.inject is not None:
             if z0 is None: raise ValueError("this block injects the backbone's latent into every step: give z0")
-            n = n + self.inject(z0)
-        u, g = self.think_mlp(n), torch.sigmoid(self.gate(n))
+            n = n + forward_rows(self.inject, z0)
+        u, g = forward_rows(self.think_mlp, n), torch.sigmoid(forward_rows(self.gate, n))
         return z + g * u, g, u
 
     def forward(self,

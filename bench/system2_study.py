@@ -14,14 +14,14 @@ measured and appended to the results JSON (written atomically after every run):
   layer); a training step costs 3x its forward (backward ~2x), except System 2 steps outside the truncated
   backpropagation, which cost 1x; the expected depth is used for a random-depth sampler).
 
-A (configuration, seed) whose record is already in the JSON and whose run directory is complete is skipped, so the
-grid can be run a piece at a time across sessions (`--only NAME`, `--seeds 0,1`). `--quick` runs a tiny version of
-the same grid (tiny preset, a few steps, one seed) into a temporary directory, never over the committed results.
+A (configuration, seed) whose record is already in the JSON is skipped, so the grid can be run a piece at a time
+across sessions (`--only NAME`, `--seeds 0,1`), and by several processes at once (records are merged into the JSON
+under a file lock). `--quick` runs a tiny version of the same grid (tiny preset, a few steps, one seed) into a temporary directory, never over the committed results.
 
     python bench/system2_study.py [--steps 600] [--seeds 0,1,2] [--only T3-fixed,T0] [--out bench/results/system2_study.json]
     python bench/system2_study.py --quick
 """
-import argparse, json, math, os, platform, tempfile, time
+import argparse, fcntl, json, math, os, platform, tempfile, time
 from pathlib import Path
 
 from _harness import cpu_model
@@ -114,6 +114,18 @@ def measure(run: Path, name: str, seed: int, mc: AGIConfig, tc: TrainConfig, cor
                 depth_sweep={str(k): v for k, v in sweep.items()}, halting=halting)
 
 
+def merge_record(out: Path, rec: dict, **meta) -> dict:
+    "Put `rec` into the results JSON at `out` (replacing the same name and seed), under a lock: runners may share it."
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix('.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(out.read_text()) if out.exists() else {'runs': []}
+        results.update(meta)
+        results['runs'] = [r for r in results['runs'] if (r['name'], r['seed']) != (rec['name'], rec['seed'])] + [rec]
+        atomic_write(out, lambda t: Path(t).write_text(json.dumps(results, indent=1)))
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--root', default='runs/system2', help='run directories go here')
@@ -134,22 +146,21 @@ def main():
         tmp = Path(tempfile.mkdtemp(prefix='system2-quick-'))
         a.root, a.out, a.steps, a.preset, seeds = str(tmp / 'runs'), str(tmp / 'system2_study.json'), 6, 'tiny', [0]
     out = Path(a.out)
-    results = json.loads(out.read_text()) if out.exists() else {'runs': []}
-    results.update(machine=cpu_model(), cores=os.cpu_count(), torch=torch.__version__, grid={n: GRID[n][2] for n in GRID})
-    done = {(r['name'], r['seed']) for r in results['runs']}
+    meta = dict(machine=cpu_model(), cores=os.cpu_count(), torch=torch.__version__, grid={n: GRID[n][2] for n in GRID})
+    done = {(r['name'], r['seed']) for r in (json.loads(out.read_text())['runs'] if out.exists() else [])}
     corpus = load_corpus('pystdlib', progress=False)
     print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, torch {torch.__version__}; {a.preset}, {a.steps} steps")
     for name in names:
         for seed in seeds:
             run = Path(a.root) / f"{name}-s{seed}"
-            if (name, seed) in done and (run / 'last').exists():
+            if (name, seed) in done:                 # its record is in: the run was measured (its directory may be gone)
                 print(f"[{name} seed {seed}] done: skipped"); continue
             mc, tc = configure(name, a.preset, a.steps, seed, a.quick)
             t0 = time.perf_counter()
             Trainer(mc, tc, run, quiet=True, overwrite=True).fit()
             rec = measure(run, name, seed, mc, tc, corpus, a.quick)
-            results['runs'] = [r for r in results['runs'] if (r['name'], r['seed']) != (name, seed)] + [rec]
-            atomic_write(out, lambda t: Path(t).write_text(json.dumps(results, indent=1)))
+            rec['threads'] = torch.get_num_threads()
+            merge_record(out, rec, **meta)
             print(f"[{name} seed {seed}] val {rec['val_bpc']:.4f}, full val {rec['full_val_bpc']:.4f}, "
                   f"{rec['train_flops']:.3g} FLOPs, {time.perf_counter() - t0:.0f} s", flush=True)
     print(f"results: {out}")
