@@ -111,6 +111,7 @@ PRESETS: dict[str, AGIConfig] = {
     'small':  AGIConfig(d_model=256, n_layers=4),
     'large':  AGIConfig(d_model=768, n_layers=8),
     'tiny':   AGIConfig(d_model=32, n_layers=2, num_heads=4, window_size=8, thinking_steps=2, dropout=0.0, head_hidden=32),
+    'mini':   AGIConfig(d_model=128, n_layers=2, num_heads=4, window_size=64, dropout=0.0, head_hidden=128),
 }
 
 # %% ../nbs/00_core.ipynb #13
@@ -232,6 +233,8 @@ def resolve_device(device: str|torch.device='auto') -> torch.device:
     except RuntimeError: raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available here: use --device cpu (or auto)")
+    if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r} requested but MPS is not available here: use --device cpu (or auto)")
     return dev
 
 def is_hub_id(spec) -> bool:

@@ -4,7 +4,8 @@
 
 # %% ../nbs/07a_data.ipynb #142c1c9e
 from __future__ import annotations
-import hashlib, json, os, platform, sysconfig, time
+import bz2, gzip, hashlib, json, lzma, os, platform, sys, sysconfig, time, zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -16,8 +17,60 @@ from .core import atomic_write, check_int
 from .download import Expected, enwik8_url, fetch_enwik8, resolve_data_dir, verify_file, write_stamp
 
 # %% auto #0
-__all__ = ['SPLITS', 'CORPORA', 'pystdlib_files', 'build_pystdlib', 'split_points', 'ByteSplits', 'as_bytes_array',
-           'memmap_bytes', 'read_directory', 'load_corpus', 'WindowSampler', 'count_windows', 'eval_batches']
+__all__ = ['COMPRESSED', 'ARCHIVES', 'SPLITS', 'CORPORA', 'check_not_archive', 'read_chunks', 'cache_concat', 'pystdlib_files',
+           'build_pystdlib', 'split_points', 'split_name', 'ByteSplits', 'as_bytes_array', 'memmap_bytes',
+           'corpus_files', 'load_corpus', 'WindowSampler', 'count_windows', 'eval_batches']
+
+# %% ../nbs/07a_data.ipynb #df6c35cc
+COMPRESSED = {'.gz': gzip.open, '.bz2': bz2.open, '.xz': lzma.open}    # single compressed files, decompressed when read
+ARCHIVES = ('.tar.gz', '.tar.bz2', '.tar.xz', '.tgz', '.tbz2', '.txz', '.tar', '.zip', '.7z', '.rar')   # refused
+
+def check_not_archive(p: Path) -> Path:
+    "`p`, unless its name says it is an archive of several files (.zip, .tar, .tar.gz, ...): a clear error."
+    if kind := next((s for s in ARCHIVES if p.name.lower().endswith(s)), None):
+        how = f'unzip {p.name} -d DIR' if kind == '.zip' else f'mkdir DIR && tar -xf {p.name} -C DIR' if 't' in kind else 'with 7z or unrar'
+        raise ValueError(f"{p} is a {kind} archive: agiformer reads plain files and single .gz, .bz2 or .xz files, not "
+                         f"archives of several files. Extract it ({how}) and give that directory as the data")
+    return p
+
+def read_chunks(p: Path, size: int=1 << 22) -> Iterator[bytes]:
+    "The bytes of the file `p` in chunks of `size`: decompressed (streamed) if its name ends in .gz, .bz2 or .xz."
+    opener = COMPRESSED.get(p.suffix.lower(), open)
+    try:
+        with opener(p, 'rb') as f: yield from iter(lambda: f.read(size), b'')
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+        if opener is open: raise
+        raise ValueError(f"{p} cannot be decompressed as {p.suffix} ({type(e).__name__}: {e}): it is damaged, or not "
+                         f"{p.suffix} data despite its name; repair, rename or remove it") from None
+
+def cache_concat(files, # (relative path, path) pairs, concatenated in this order
+                 out, # the cache file; its info goes beside it as .json
+                 source: str, # where the files come from (part of the signature)
+                 force: bool=False, # rebuild even if the cache is valid
+                 **info, # more to record in the info (name, python, ...)
+                ) -> tuple[Path, dict]:
+    "`files` (decompressed where compressed) one after another in the file `out`, rebuilt only when one changed; its path and info."
+    out, t0 = Path(out), time.perf_counter(); info_path = out.with_suffix('.json')
+    sig = hashlib.sha256('\n'.join([source] + [f'{r}\t{(s := p.stat()).st_size}\t{s.st_mtime_ns}' for r, p in files])
+                         .encode()).hexdigest()
+    if not force and info_path.exists():
+        try:
+            old = json.loads(info_path.read_text())
+            if old.get('signature') == sig and verify_file(out, Expected(old['size'], sha256=old['sha256'])) is None:
+                return out, {**old, 'cached': True}
+        except (OSError, ValueError, KeyError): pass
+    digests = {}
+    def write(tmp_path):
+        sha, n = hashlib.sha256(), 0
+        with open(tmp_path, 'wb') as f:
+            for _, p in files:
+                for b in read_chunks(p): f.write(b); sha.update(b); n += len(b)
+        digests.update(size=n, sha256=sha.hexdigest())
+    atomic_write(out, write)
+    write_stamp(out, digests)
+    info = dict(info, **digests, n_files=len(files), signature=sig, build_seconds=round(time.perf_counter() - t0, 3))
+    atomic_write(info_path, lambda t: Path(t).write_text(json.dumps(info, indent=2)))
+    return out, {**info, 'cached': False}
 
 # %% ../nbs/07a_data.ipynb #23
 def pystdlib_files(stdlib=None, # the stdlib directory (default: the running Python's)
@@ -37,33 +90,11 @@ def build_pystdlib(data_dir=None, # cache directory (default $AGIFORMER_DATA or 
                    stdlib=None, # the stdlib directory (default: the running Python's)
                   ) -> tuple[Path, dict]:
     "Build (or reuse) the pystdlib corpus; returns its path and info (size, sha256, n_files, build_seconds, cached)."
-    d = resolve_data_dir(data_dir)
-    out, info_path = d / 'pystdlib.bin', d / 'pystdlib.json'
     root = Path(stdlib or sysconfig.get_paths()['stdlib'])
-    t0 = time.perf_counter()
     files = pystdlib_files(root)
     if not files: raise FileNotFoundError(f"no *.py files under {root}: is this a Python standard library directory?")
-    sig = hashlib.sha256('\n'.join([str(root)] + [f'{r}\t{(s := p.stat()).st_size}\t{s.st_mtime_ns}' for r, p in files])
-                         .encode()).hexdigest()
-    if not force and info_path.exists():
-        try:
-            info = json.loads(info_path.read_text())
-            if info.get('signature') == sig and verify_file(out, Expected(info['size'], sha256=info['sha256'])) is None:
-                return out, {**info, 'cached': True}
-        except (OSError, ValueError, KeyError): pass
-    digests = {}
-    def write(tmp_path):
-        sha, n = hashlib.sha256(), 0
-        with open(tmp_path, 'wb') as f:
-            for _, p in files:
-                b = p.read_bytes(); f.write(b); sha.update(b); n += len(b)
-        digests.update(size=n, sha256=sha.hexdigest())
-    atomic_write(out, write)
-    write_stamp(out, digests)
-    info = dict(name='pystdlib', **digests, n_files=len(files), python=platform.python_version(), stdlib=str(root),
-                signature=sig, build_seconds=round(time.perf_counter() - t0, 3))
-    atomic_write(info_path, lambda t: Path(t).write_text(json.dumps(info, indent=2)))
-    return out, {**info, 'cached': False}
+    return cache_concat(files, resolve_data_dir(data_dir) / 'pystdlib.bin', str(root), force, name='pystdlib',
+                        python=platform.python_version(), stdlib=str(root))
 
 # %% ../nbs/07a_data.ipynb #29
 def split_points(n: int) -> tuple[int, int]:
@@ -72,6 +103,12 @@ def split_points(n: int) -> tuple[int, int]:
 
 SPLITS = ('train', 'val', 'test')
 _ALIASES = {'valid': 'val', 'validation': 'val'}
+
+def split_name(name: str) -> str:
+    "The split called `name`: 'train', 'val' (or 'valid') or 'test'; a clear error for any other name."
+    key = _ALIASES.get(name, name)
+    if key not in SPLITS: raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+    return key
 
 @dataclass(eq=False)
 class ByteSplits:
@@ -92,9 +129,7 @@ class ByteSplits:
 
     def split(self, name: str) -> np.ndarray:
         "The split called `name`: 'train', 'val' (or 'valid') or 'test'."
-        key = _ALIASES.get(name, name)
-        if key not in SPLITS: raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
-        return getattr(self, key)
+        return getattr(self, split_name(name))
 
     @property
     def sizes(self) -> dict: return {s: len(getattr(self, s)) for s in SPLITS}
@@ -136,18 +171,14 @@ def memmap_bytes(path) -> np.memmap:
     if path.stat().st_size == 0: raise ValueError(f"{path} is empty: there are no bytes to train on")
     return np.memmap(path, dtype=np.uint8, mode='r')
 
-def read_directory(root, pattern: str='*') -> tuple[np.ndarray, int]:
-    "The files under `root` matching `pattern` (no hidden ones), concatenated in sorted relative-path order; (bytes, count)."
-    root = Path(root)
-    files = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob(pattern)
-                   if p.is_file() and not any(part.startswith('.') for part in p.relative_to(root).parts))
-    if not files: raise ValueError(f"directory {root} holds no (non-hidden) files matching {pattern!r}")
-    out = np.empty(sum(p.stat().st_size for _, p in files), dtype=np.uint8)
-    i = 0
-    for _, p in files:
-        with open(p, 'rb') as f: i += f.readinto(memoryview(out)[i:])
-    if i != len(out): raise RuntimeError(f"files under {root} changed while being read")
-    return out, len(files)
+def corpus_files(path, pattern: str='*') -> list[tuple[str, Path]]:
+    "(relative path, path) of the file `path`, or of the files under the directory `path` matching `pattern` (no hidden ones), sorted."
+    p = Path(path)
+    if p.is_file(): return [(p.name, check_not_archive(p))]
+    files = sorted((q.relative_to(p).as_posix(), q) for q in p.rglob(pattern)
+                   if q.is_file() and not any(part.startswith('.') for part in q.relative_to(p).parts))
+    if not files: raise ValueError(f"directory {p} holds no (non-hidden) files matching {pattern!r}")
+    return [(r, check_not_archive(q)) for r, q in files]
 
 def _no_kw(kw, what):
     if kw: raise TypeError(f"load_corpus got options {sorted(kw)} that {what} does not take")
@@ -155,7 +186,7 @@ def _no_kw(kw, what):
 def load_corpus(data='pystdlib', # 'enwik8' | 'pystdlib' | a file or directory path | bytes | (train, val, test)
                 data_dir=None, # cache directory (default $AGIFORMER_DATA or ./data)
                 window: int|None=None, # if given, every split must hold one window of this many bytes
-                progress: bool=True, # progress bar while downloading enwik8
+                progress: bool|None=True, # progress bar while downloading enwik8 (None: only if stderr is a terminal)
                 **kw, # options of the source (see above)
                ) -> ByteSplits:
     "The train / val / test bytes of a corpus, from a name, a path, raw bytes or a triple of files."
@@ -172,7 +203,7 @@ def load_corpus(data='pystdlib', # 'enwik8' | 'pystdlib' | a file or directory p
         arr = as_bytes_array(data)
         splits = ByteSplits.from_array(arr, 'bytes', f'<{len(arr):,} bytes in memory>', meta=dict(status='in memory'))
     elif data == 'enwik8':
-        path, downloaded = fetch_enwik8(data_dir, progress=progress, **kw)
+        path, downloaded = fetch_enwik8(data_dir, progress=sys.stderr.isatty() if progress is None else progress, **kw)
         splits = ByteSplits.from_array(memmap_bytes(path), 'enwik8', f"{path} (from {enwik8_url(kw.get('url'))})",
                                        downloaded=downloaded)
     elif data == 'pystdlib':
@@ -185,12 +216,20 @@ def load_corpus(data='pystdlib', # 'enwik8' | 'pystdlib' | a file or directory p
         if not p.exists():
             raise FileNotFoundError(f"data {str(data)!r} is neither a corpus name ({', '.join(CORPORA)}) nor an existing "
                                     "file or directory")
-        if p.is_dir():
-            arr, n = read_directory(p, **kw)
-            splits = ByteSplits.from_array(arr, p.resolve().name, f'{p} ({n:,} files)', meta=dict(status='read into memory', n_files=n))
-        else:
-            _no_kw(kw, 'a file')
-            splits = ByteSplits.from_array(memmap_bytes(p), p.name, str(p), meta=dict(status='memory-mapped file'))
+        if p.is_file() and p.name == 'enwik8.zip': return load_corpus('enwik8', p.parent, window, progress, **kw)  # the download
+        if p.is_file(): _no_kw(kw, 'a file')
+        cache, name = resolve_data_dir(data_dir).resolve() / 'corpora', p.resolve().name if p.is_dir() else p.name
+        files = [(r, q) for r, q in corpus_files(p, **kw) if cache not in q.resolve().parents]   # never our own cache
+        kinds = Counter(q.suffix.lower() for _, q in files if q.suffix.lower() in COMPRESSED)
+        if p.is_file() and not kinds:
+            splits = ByteSplits.from_array(memmap_bytes(p), name, str(p), meta=dict(status='memory-mapped file'))
+        else:                  # a directory or a compressed file: concatenated (decompressed) into the cache, memory-mapped
+            key = hashlib.sha256(f'{p.resolve()}\t{sorted(kw.items())}'.encode()).hexdigest()[:12]
+            out, info = cache_concat(files, cache / f'{name}-{key}.bin', str(p.resolve()))
+            what = (f"decompressed {' + '.join(f'{n:,} {s} file' + 's' * (n > 1) for s, n in kinds.most_common())}"
+                    if kinds else f"concatenated {len(files):,} files")
+            splits = ByteSplits.from_array(memmap_bytes(out), name, f'{p} ({len(files):,} files)' if p.is_dir() else str(p),
+                                           meta={**info, 'status': f"{what} into {out}{' (cached)' * info['cached']}"})
     else:
         raise TypeError(f"data must be a corpus name, a path, bytes or a (train, val, test) triple, got {type(data).__name__}")
     return splits.check(window or 1)
@@ -216,14 +255,14 @@ class WindowSampler:
                 ):
         self.data = as_bytes_array(data, 'training data')
         self.window, self.batch_size = check_int('window', window, 1), check_int('batch_size', batch_size, 1)
-        self.world_size = check_int('world_size', world_size, 1)
-        self.rank = check_int('rank', rank, 0)
+        self.world_size, self.rank = check_int('world_size', world_size, 1), check_int('rank', rank, 0)
         if self.rank >= self.world_size: raise ValueError(f"rank {rank} must be < world_size {world_size}")
         self.seed, self.step = check_int('seed', seed), 0
         self.device = torch.device(device)
-        if len(self.data) < self.window:
-            raise ValueError(f"training data too small: {len(self.data):,} bytes hold no window of {self.window:,} bytes "
-                             "(seq_len + patch_size). Give more data or a shorter --seq_len.")
+        if len(self.data) < self.window * self.global_batch:
+            raise ValueError(f"training data too small: a batch of {self.global_batch} windows of {self.window:,} bytes "
+                             f"(seq_len + patch_size) needs {self.window * self.global_batch:,} bytes, the split holds "
+                             f"{len(self.data):,}. Give more data, a smaller --batch_size or a shorter --seq_len.")
 
     @property
     def global_batch(self) -> int: return self.batch_size * self.world_size

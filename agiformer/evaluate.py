@@ -12,13 +12,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import LN2, cli, eval_mode, resolve_device
+from .core import LN2, check_float, check_int, cli, eval_mode, resolve_device
 from .checkpoint import load_model
-from .data import as_bytes_array, count_windows, eval_batches, load_corpus
+from .data import as_bytes_array, count_windows, eval_batches, load_corpus, split_name
 from .model import AGIFORMER
 
 # %% auto #0
-__all__ = ['PROTOCOL', 'EvalResult', 'evaluate_bpc', 'protocol_bpc', 'agiformer_eval']
+__all__ = ['PROTOCOL', 'EvalResult', 'evaluate_bpc', 'protocol_bpc', 'windows_to_score', 'agiformer_eval']
 
 # %% ../nbs/08_evaluate.ipynb #8384c75c
 PROTOCOL = dict(window=1024, n_windows=64)  # the comparison protocol: w_k = S[1024k : 1024k + 1024], k < 64; x = w[:1020], y = w[4:]
@@ -57,7 +57,7 @@ def evaluate_bpc(model: AGIFORMER, # the model (its train/eval mode is restored 
                  batch_size: int=8, # windows per forward pass
                  thinking_steps: int|None=None, # System 2 depth (default: the model's)
                  device=None, # where batches go (default: the model's device)
-                 progress: bool=False, # show a progress bar
+                 progress: bool|None=False, # show a progress bar (None: only if stderr is a terminal)
                  autocast_dtype: torch.dtype|None=None, # e.g. torch.bfloat16 on a GPU; None: full precision
                  halt_threshold: float|None=None, # adaptive halting (the reasoning chapter); `thinking_steps` is the most
                 ) -> EvalResult:
@@ -78,7 +78,8 @@ def evaluate_bpc(model: AGIFORMER, # the model (its train/eval mode is restored 
     steps = torch.zeros((), dtype=torch.float64, device=device)                # System 2 steps taken, summed
     latents = torch.zeros((), dtype=torch.float64, device=device)
     with eval_mode(model):
-        bar = tqdm(total=n_batches, desc=f"eval T={T}", unit='batch', disable=not progress or rank != 0, leave=False)
+        bar = tqdm(total=n_batches, desc=f"eval T={T}", unit='batch', leave=False,
+                   disable=True if progress is False or rank != 0 else None if progress is None else False)
         for i, seq in enumerate(batches):                                # seq: (b, W)
             if i % world == rank:
                 x, y = seq[:, :-P], seq[:, P:]                               # (b, W - P) each
@@ -107,6 +108,23 @@ def protocol_bpc(model: AGIFORMER, # the model
     "BPC by the comparison protocol (above): the first 64 windows of 1,024 bytes of `data`."
     return evaluate_bpc(model, data, thinking_steps=thinking_steps, **PROTOCOL, **kw)
 
+# %% ../nbs/08_evaluate.ipynb #0039623c
+def windows_to_score(data, # uint8 bytes of one split
+                     window: int, # bytes per window
+                     n_windows: int|None, # windows asked for (None: every whole window)
+                     asked: str, # how the request reads in the note, e.g. 'val_windows=64'
+                     split: str='val', # the split's name, for the messages
+                     verb: str='scoring', # what is done with the windows, for the note
+                     option: str='--window', # the option that sets `window`, for the error
+                    ) -> tuple[int, str|None]:
+    "(windows to score, a one-line note if the split holds fewer than asked): then all of them. No window at all is an error."
+    total = count_windows(data, window)
+    if total == 0:
+        raise ValueError(f"the {split} split ({len(data):,} bytes) holds no whole window of {window:,} bytes: give more "
+                         f"data, or shorter windows ({option})")
+    if n_windows is None or n_windows <= total: return (total if n_windows is None else n_windows), None
+    return total, f"{split}: the {split} split holds {total:,} windows of {window:,} bytes, fewer than {asked}: {verb} all {total:,}"
+
 # %% ../nbs/08_evaluate.ipynb #8316fd62
 @cli
 def agiformer_eval(checkpoint: str=None, # run directory, model directory, .safetensors, original .pth or hub id user/name
@@ -122,19 +140,31 @@ def agiformer_eval(checkpoint: str=None, # run directory, model directory, .safe
                    device: str='auto', # auto | cpu | cuda | cuda:1 | mps
                    data_dir: str=None, # where corpora are cached (default $AGIFORMER_DATA or ./data)
                    quiet: bool=False, # no progress bar and no human-readable line, only the JSON
+                   progress: bool=False, # draw the progress bar even when stderr is not a terminal
                   ):
     "Bits per byte of a checkpoint on a split: the full split by default, the comparison protocol with --protocol."
     if checkpoint is None:
         raise ValueError("--checkpoint is required: a run directory, model directory, .safetensors, .pth or hub id user/name")
     if protocol and (n_windows is not None or window != PROTOCOL['window']):
         raise ValueError("--protocol fixes the windows (64 of 1,024 bytes): drop --window / --n_windows")
+    split_name(split); check_int('--window', window, 1); check_int('--batch_size', batch_size, 1)    # before any work
+    if n_windows is not None: check_int('--n_windows', n_windows, 1)
+    if thinking_steps is not None: check_int('--thinking_steps', thinking_steps, 0)
+    if halt_threshold is not None: check_float('--halt_threshold', halt_threshold, 0)
     dev = resolve_device(device)
     model = load_model(checkpoint, dev, **({} if positions is None else dict(positions=positions)))
-    corpus = load_corpus(data, data_dir=data_dir, progress=not quiet)
+    if window % model.patch_size or window < 2 * model.patch_size:
+        raise ValueError(f"--window {window} must be a multiple of the model's patch_size {model.patch_size} and hold at "
+                         f"least 2 patches (e.g. --window {max(2, window // model.patch_size) * model.patch_size})")
+    bars = False if quiet else True if progress else None
+    corpus = load_corpus(data, data_dir=data_dir, progress=bars)
     sp = corpus.split(split)
-    kw = dict(PROTOCOL) if protocol else dict(window=window, n_windows=n_windows)
-    r = evaluate_bpc(model, sp, batch_size=batch_size, thinking_steps=thinking_steps, device=dev, halt_threshold=halt_threshold,
-                     progress=not quiet, **kw)
+    w, n = (PROTOCOL['window'], PROTOCOL['n_windows']) if protocol else (window, n_windows)
+    n, note = windows_to_score(sp, w, n, "the protocol's 64" if protocol else f'n_windows={n}', split)
+    if note and not quiet: print(note, flush=True)
+    r = evaluate_bpc(model, sp, window=w, n_windows=n, batch_size=batch_size, thinking_steps=thinking_steps, device=dev,
+                     halt_threshold=halt_threshold, progress=bars)
+    protocol = protocol and note is None                     # fewer windows than the protocol's is not the protocol
     if not quiet: print(f"{corpus.name} {split}{' (protocol)' if protocol else ''}: {r}")
     print(json.dumps(dict(checkpoint=str(checkpoint), data=corpus.name, split=split, protocol=protocol, **r.to_dict())))
     return r

@@ -10,7 +10,7 @@ from dataclasses import dataclass, asdict, replace
 import torch
 import torch.nn.functional as F
 
-from .core import LN2, check_float, check_int, from_known_keys
+from .core import AGIConfig, LN2, check_float, check_int, from_known_keys
 from .model import AGIFORMER
 
 # %% auto #0
@@ -67,6 +67,17 @@ class TrainConfig:
             raise ValueError(f"unknown thinking_sampler {self.thinking_sampler!r}; choose one of {THINKING_SAMPLERS}")
         if self.schedule not in SCHEDULES: raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
         if self.amp not in AMP_MODES: raise ValueError(f"unknown amp {self.amp!r}; choose one of {AMP_MODES}")
+
+    def check_model(self, mc: AGIConfig) -> TrainConfig:
+        "This config, if it can train the model `mc` (its windows are whole patches); a clear error otherwise."
+        P = mc.patch_size
+        if self.seq_len % P:
+            raise ValueError(f"seq_len {self.seq_len} is not a multiple of patch_size {P}: use --seq_len "
+                             f"{max(1, round(self.seq_len / P)) * P}")
+        if self.val_window % P or self.val_window < 2 * P:
+            raise ValueError(f"val_window {self.val_window} is not a multiple of patch_size {P} of at least 2 patches: use "
+                             f"--val_window {max(2, round(self.val_window / P)) * P}")
+        return self
 
     def to_dict(self) -> dict: return asdict(self)
 

@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .core import AGIConfig, cli
+from .core import AGIConfig, check_int, cli
 from .checkpoint import load_model
 from .runs import read_run_config
 from .recipe import TrainConfig, train_recipe
@@ -21,7 +21,7 @@ __all__ = ['agiformer_train']
 def _given(**kw) -> dict: return {k: v for k, v in kw.items() if v is not None}
 
 @cli
-def agiformer_train(preset: str=None, # model size: tiny | small | medium | seed (= medium, the default) | large
+def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium | seed (= medium, the default) | large
                     recipe: str=None, # training recipe: seed (the original, default) | t4 (fp16 on a Colab T4)
                     data: str=None, # enwik8 (default, downloaded) | pystdlib (offline) | a file or directory of bytes
                     data_dir: str=None, # where corpora are cached (default $AGIFORMER_DATA or ./data)
@@ -61,8 +61,12 @@ def agiformer_train(preset: str=None, # model size: tiny | small | medium | seed
                     seed: int=None, # seed of initialisation, dropout and batches (default 0)
                     max_bad_steps: int=None, # stop after this many consecutive non-finite steps (default 20)
                     quiet: bool=False, # no progress bar or log lines on stdout (log.txt is still written)
+                    progress: bool=False, # draw the progress bar even when stdout is not a terminal
                    ):
     "Train AGIFORMER with the original's recipe (or your changes); checkpoints, metrics and logs go to --out."
+    if thinking_steps is not None: check_int('--thinking_steps', thinking_steps, 0)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"--out {out} is a file: give a directory for the run (a new one, or one that holds a run)")
     tkw = _given(data=data, data_dir=data_dir, steps=steps, batch_size=batch_size, seq_len=seq_len, position_offsets=position_offsets,
                  thinking_sampler=thinking_sampler, thinking_backprop=thinking_backprop,
                  grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, schedule=schedule,
@@ -85,7 +89,8 @@ def agiformer_train(preset: str=None, # model size: tiny | small | medium | seed
         else: mc = AGIConfig.from_preset(preset or 'seed', **mkw)
         tc = train_recipe(recipe or 'seed', **tkw)
         if out is None: out = f"runs/{preset or 'seed'}-{Path(str(tc.data)).name or tc.data}"
-    trainer = Trainer(mc, tc, out, quiet=quiet, resume=resume, init_from=init_from, overwrite=overwrite)
+    trainer = Trainer(mc, tc, out, quiet=quiet, resume=resume, init_from=init_from, overwrite=overwrite,
+                      progress=True if progress else None)
     try: summary = trainer.fit()
     except TrainingDiverged as e:            # the run failed, not its arguments: one line, exit status 1
         print(f"agiformer_train: error: {e}", file=sys.stderr, flush=True); sys.exit(1)

@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 import agiformer
 from .core import AGIConfig, LN2, atomic_write, eval_mode, resolve_device
 from .checkpoint import load_model, load_weights, read_safetensors, save_model, torch_load_safe
-from .data import WindowSampler, count_windows, load_corpus
-from .evaluate import evaluate_bpc
+from .data import WindowSampler, load_corpus
+from .evaluate import evaluate_bpc, windows_to_score
 from .model import AGIFORMER
 from .runs import plot_bpc_curves, read_metrics, read_run_config, save_png
 from .recipe import TrainConfig, lm_loss, lr_at, pick_precision, train_thinking
@@ -96,19 +96,20 @@ class Trainer:
                  resume: bool=False, # continue the run in `out` from its last checkpoint
                  init_from=None, # start from these weights (run dir, model dir, .safetensors, original .pth, hub id)
                  overwrite: bool=False, # allow starting a new run in a directory that holds one
+                 progress: bool|None=True, # the progress bar (None: only when stdout is a terminal)
                 ):
-        self.out, self.callbacks, self.quiet = Path(out), list(callbacks), quiet
+        self.out, self.callbacks, self.quiet, self.progress = Path(out), list(callbacks), quiet, progress
         self.rank, self.local_rank, self.world = dist_env()
         stored = read_run_config(self.out) if resume else None
         if stored:
             config = config or TrainConfig.from_dict(stored['train'])
-            model_config = _trained_context(model_config or AGIConfig.from_dict(stored['model']), config)
-            self._check_resume(stored, model_config, config)
+            model_config = model_config or AGIConfig.from_dict(stored['model'])
         elif (self.out / 'metrics.jsonl').exists() and not overwrite:
             raise FileExistsError(f"{self.out} already holds a run: continue it with --resume, or choose another --out "
                                   "(or pass --overwrite to start again there)")
-        self.cfg = config or TrainConfig()
+        self.cfg = (config or TrainConfig()).check_model(model_config or AGIConfig())      # before any work
         self.mc = _trained_context(model_config or AGIConfig(), self.cfg)
+        if stored: self._check_resume(stored, self.mc, self.cfg)
         self.init_from = None if stored else init_from
         self._setup()
         if stored: self._load_state()
@@ -141,12 +142,10 @@ def _setup(self: Trainer):
     self._own_pg = _init_dist(dev, self.world)
     self.precision, self.amp_dtype = pick_precision(dev, c.amp)
     self.corpus = load_corpus(c.data, data_dir=c.data_dir, window=c.seq_len + mc.patch_size,
-                              progress=self.rank == 0 and not self.quiet)
-    nv = count_windows(self.corpus.val, c.val_window)
-    if nv == 0 or (c.val_windows or 0) > nv:
-        raise ValueError(f"the val split of {self.corpus.name} ({len(self.corpus.val):,} bytes) holds {nv:,} windows of "
-                         f"{c.val_window:,} bytes, fewer than val_windows={c.val_windows}: ask for fewer (--val_windows), "
-                         "shorter ones (--val_window) or the whole split (--full_val)")
+                              progress=False if self.quiet or self.rank else self.progress)
+    self.n_val, self.val_note = windows_to_score(self.corpus.val, c.val_window, c.val_windows, f'val_windows={c.val_windows}',
+                                                 verb='validating on', option='--val_window')
+    self.sampler = WindowSampler(self.corpus.train, c.seq_len + mc.patch_size, c.batch_size, c.seed, dev, self.rank, self.world)
     torch.manual_seed(c.seed); random.seed(c.seed)
     self.model = AGIFORMER.from_config(mc).to(dev)
     if self.init_from is not None:
@@ -159,7 +158,6 @@ def _setup(self: Trainer):
         fwd = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[dev.index] if dev.type == 'cuda' else None)
     self.ddp = fwd if self.world > 1 else None
     self.fwd = torch.compile(fwd) if c.compile else fwd
-    self.sampler = WindowSampler(self.corpus.train, c.seq_len + mc.patch_size, c.batch_size, c.seed, dev, self.rank, self.world)
     self.step, self.best_val, self.best_step, self.skipped, self.bad_run = 0, math.inf, None, 0, 0
     self.bytes_seen, self.elapsed, self.last_val = 0, 0.0, None
     self._stop = False
@@ -245,7 +243,7 @@ def _truncate_metrics(self: Trainer):
 def _log(self: Trainer, line: str):
     if self.rank != 0: return
     with open(self.out / 'log.txt', 'a') as f: f.write(line + '\n')
-    if not self.quiet: tqdm.write(line, file=sys.stdout)
+    if not self.quiet: tqdm.write(line, file=sys.stdout); sys.stdout.flush()
 
 @patch
 def _record(self: Trainer, rec: dict):
@@ -264,10 +262,11 @@ def _banner(self: Trainer):
     self._log(f"[*] Device: {self.device} ({self.precision}{', compiled' if c.compile else ''}), {self.world} process(es), "
               f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     self._log(f"[*] Data: {self.corpus.describe()}")
-    val = f"{c.val_windows} windows" if c.val_windows else 'the full split'
+    val = f"{self.n_val} windows" if c.val_windows else 'the full split'
     self._log(f"[*] Recipe: {c.steps} steps of {per_step} x {c.seq_len} bytes, AdamW lr {c.lr:.2e} wd {c.weight_decay}, "
               f"warm-up {c.warmup_steps}, {c.schedule}, clip {c.grad_clip}; validation on {val} of {c.val_window} bytes "
               f"every {c.val_every}")
+    if self.val_note: self._log(f"[*] {self.val_note}")
     self._log(f"[*] Run directory: {self.out}")
 
 # %% ../nbs/09a_trainer.ipynb #6108a359
@@ -323,7 +322,7 @@ def thinking_stats(model: AGIFORMER, seq: torch.Tensor) -> list[float]:
 @patch
 def _validate(self: Trainer) -> dict:
     c = self.cfg
-    r = evaluate_bpc(self.model, self.corpus.val, window=c.val_window, n_windows=c.val_windows,
+    r = evaluate_bpc(self.model, self.corpus.val, window=c.val_window, n_windows=self.n_val,
                      batch_size=c.val_batch_size, device=self.device, autocast_dtype=self.amp_dtype)
     rec = dict(kind='val', step=self.step, loss=r.loss, bpc=r.bpc, n_bytes=r.n_bytes, bytes=self.bytes_seen,
                time=self.elapsed)
@@ -377,8 +376,8 @@ def _fit(self: Trainer) -> dict:
     c = self.cfg
     self._banner()
     if self.rank == 0: self.out.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=c.steps, initial=self.step, unit='step', disable=self.quiet or self.rank != 0, dynamic_ncols=True,
-               file=sys.stdout)
+    bar = tqdm(total=c.steps, initial=self.step, unit='step', dynamic_ncols=True, file=sys.stdout,
+               disable=True if self.quiet or self.rank else None if self.progress is None else not self.progress)
     acc, n_ok, t_log, b_log = 0.0, 0, time.perf_counter(), self.bytes_seen
     t_last, validated_at = time.perf_counter(), None
     while self.step < c.steps and not self._stop:

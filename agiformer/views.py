@@ -28,7 +28,11 @@ def fig_png(fig: Figure, dpi: int=80) -> bytes:
 class View:
     "Base of the views: `box` holds the widgets; displaying the view displays them."
     box: W.Box
-    def _repr_mimebundle_(self, **kwargs): return self.box._repr_mimebundle_(**kwargs)
+    def _repr_mimebundle_(self, **kwargs):
+        "The live widgets, and the current figure as a PNG: what a page without a kernel (the docs site) shows."
+        bundle = self.box._repr_mimebundle_(**kwargs)
+        if getattr(self, 'fig', None) is not None: bundle = {**bundle, 'image/png': fig_png(self.fig, 72)}
+        return bundle
     def _show(self, fig: Figure, dpi: int=80):
         "Show `fig` in the view's image at its natural size."
         self.fig = fig

@@ -8,6 +8,7 @@ measured and appended to the results JSON (written atomically after every run):
 - `full_val_bpc`: every whole 1,024-byte window of the val split;
 - `depth_sweep`: protocol BPC at test-time depths T' = 0 .. max(4T, 4);
 - `halting`: protocol BPC and mean steps per patch at several halting thresholds (depth up to 4T), T > 0 only;
+- `context`: BPC on the first 256 KB of val in windows of 1, 4 and 16 KB (the model was trained on 1 KB windows);
 - `train_bytes`, `train_flops`: bytes read in training, and the training FLOPs estimated from the model's shapes
   (`train_flops`: multiply-adds x 2 of every matrix product one patch needs, forward, summed over the layers,
   System 2 steps and the head's P bytes, plus the attention products (window: 2 W D, linear: 2 E D per patch and
@@ -45,8 +46,8 @@ GRID = {
                   'random depth (mean 3), gradients through the last 2 steps'),
     'T3-random-inject': (dict(thinking_inject=True), dict(thinking_sampler='poisson_lognormal', thinking_backprop=2),
                          'random depth + input injection'),
-    'recommended': (dict(dropout=0.0), dict(lr=1e-3, schedule='cosine', warmup_steps=50),
-                    'T = 3 fixed, a recipe for this budget: lr 1e-3, cosine, no dropout'),
+    'recommended': (dict(dropout=0.0), dict(lr=2e-3, schedule='cosine', warmup_steps=50),
+                    'T = 3 fixed, the recipe for this budget (bench/recipe_sweep.py): lr 2e-3, 50 warm-up steps, cosine, no dropout'),
 }
 HALT_THRESHOLDS = (0.0, 0.01, 0.03, 0.1, 0.3)
 
@@ -94,6 +95,16 @@ def configure(name: str, preset: str, steps: int, seed: int, quick: bool):
     return AGIConfig.from_preset(preset, **m_over), tc
 
 
+CONTEXT_BYTES = 262_144     # the same first 256 KB of val, cut into windows of each length
+
+
+def context_bpc(model, corpus, quick: bool) -> dict:
+    "BPC on the first 256 KB of val in windows of 1, 4 and 16 KB (positions past the trained 1 KB: the model's scheme)."
+    sizes, total = ((64, 256), 1024) if quick else ((1024, 4096, 16384), CONTEXT_BYTES)
+    return {str(w): evaluate_bpc(model, corpus.val, window=w, n_windows=total // w, batch_size=max(1, 8192 // w)).bpc
+            for w in sizes}
+
+
 def measure(run: Path, name: str, seed: int, mc: AGIConfig, tc: TrainConfig, corpus, quick: bool) -> dict:
     "The record of one finished run."
     model = load_model(run / 'last')
@@ -108,7 +119,7 @@ def measure(run: Path, name: str, seed: int, mc: AGIConfig, tc: TrainConfig, cor
     halting = ([dict(threshold=e, **{k: v for k, v in ev(thinking_steps=4 * T, halt_threshold=e).to_dict().items()
                                       if k in ('bpc', 'mean_thinking_steps')}) for e in HALT_THRESHOLDS] if T else [])
     tr = [r for r in read_metrics(run) if r['kind'] == 'train']
-    return dict(name=name, seed=seed, what=GRID[name][2], config=mc.to_dict(), train=tc.to_dict(), steps=tr[-1]['step'],
+    return dict(context=context_bpc(model, corpus, quick), name=name, seed=seed, what=GRID[name][2], config=mc.to_dict(), train=tc.to_dict(), steps=tr[-1]['step'],
                 train_bytes=tr[-1]['bytes'], train_flops=train_flops(mc, tc), seconds=tr[-1]['time'],
                 params=model.num_params(), val_bpc=val.bpc, full_val_bpc=full.bpc, full_val_windows=full.n_windows,
                 depth_sweep={str(k): v for k, v in sweep.items()}, halting=halting)
@@ -135,6 +146,7 @@ def main():
     ap.add_argument('--only', default=None, help='comma-separated configuration names (default: the whole grid)')
     ap.add_argument('--preset', default='small')
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--add-context', action='store_true', help='only measure `context` for records without it (from their run directories)')
     ap.add_argument('--quick', action='store_true', help='tiny preset, 6 steps, one seed, a temporary directory')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -150,6 +162,14 @@ def main():
     done = {(r['name'], r['seed']) for r in (json.loads(out.read_text())['runs'] if out.exists() else [])}
     corpus = load_corpus('pystdlib', progress=False)
     print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, torch {torch.__version__}; {a.preset}, {a.steps} steps")
+    if a.add_context:               # records made before `context` was measured: measure it from their run directories
+        for r in (json.loads(out.read_text())['runs'] if out.exists() else []):
+            run = Path(a.root) / f"{r['name']}-s{r['seed']}"
+            if 'context' in r or r['name'] not in names or not (run / 'last').exists(): continue
+            r['context'] = context_bpc(load_model(run / 'last'), corpus, a.quick)
+            merge_record(out, r, **meta)
+            print(f"[{r['name']} seed {r['seed']}] context: {r['context']}", flush=True)
+        return
     for name in names:
         for seed in seeds:
             run = Path(a.root) / f"{name}-s{seed}"

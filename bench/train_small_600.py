@@ -3,7 +3,8 @@
 small preset (d=256, 4 layers, T=3), the seed recipe (AdamW 3e-4, wd 0.01, 100-step warm-up, clip 0.5,
 batch 4 x 1024), pystdlib, CPU. Prints seconds per step, val BPC by the comparison protocol at 200/400/600 (the
 trainer's validation is exactly that protocol: the first 64 windows of 1,024 bytes of val) and the test BPC at 600,
-next to the original's published figures for the same settings. Because seconds per step depend on the machine and
+next to the original's published figures for the same settings (quoted from its training log, not measured here:
+the column says so). Because seconds per step depend on the machine and
 its load on the day, it then times, in the same process, a few training steps of the same model with the original's
 attention algorithms (`attn_impl='reference'`) and with this project's kernels, and prints that ratio too.
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from _harness import machine_note
 from agiformer.core import AGIConfig
 from agiformer.checkpoint import load_model
 from agiformer.data import WindowSampler, load_corpus
@@ -23,7 +25,8 @@ from agiformer.recipe import TrainConfig, lm_loss
 from agiformer.runs import read_metrics
 from agiformer.trainer import Trainer
 
-# the original's published figures for the same settings (its CPU, its day)
+# QUOTED, not measured by this script: the original implementation's published run of the same recipe (its training
+# log: its CPU, its day). Printed in a column labelled as quoted; every figure in the other column is measured here.
 ORIGINAL = {'s_per_step': 0.667, 'val': {0: 8.006, 200: 3.669, 400: 3.267, 600: 3.086}, 'test': 2.623}
 
 def main():
@@ -45,7 +48,9 @@ def main():
     corpus = load_corpus('pystdlib')
     test = protocol_bpc(load_model(Path(a.out) / 'last'), corpus.test).bpc
     init = protocol_bpc(AGIFORMER.from_preset('small'), corpus.val).bpc
-    print(f"\n{'':24s}{'this project':>14s}{'original':>10s}")
+    print(f"\nmachine: {machine_note(a.threads)}")
+    print("'measured': this run; 'quoted': the original implementation's published run of this recipe (not measured here)")
+    print(f"{'':24s}{'measured':>14s}{'quoted':>10s}")
     print(f"{'seconds / step':24s}{s_per_step:14.3f}{ORIGINAL['s_per_step']:10.3f}   ratio {ORIGINAL['s_per_step'] / s_per_step:.2f}x")
     print(f"{'val BPC init':24s}{init:14.3f}{ORIGINAL['val'][0]:10.3f}")
     for s in (200, 400, 600):
@@ -56,7 +61,7 @@ def main():
         print(f"same run, {a.compare_steps} steps each (median): original's algorithms {cmp['reference']:.3f} s/step, "
               f"this project's kernels {cmp['fast']:.3f} s/step: {cmp['reference'] / cmp['fast']:.2f}x")
     print(f"wall time {wall:.0f} s")
-    print(json.dumps({'s_per_step': s_per_step, 'val': val, 'test_bpc': test, 'init_val_bpc': init, 'wall_s': wall,
+    print(json.dumps({'machine': machine_note(a.threads), 'quoted_original': ORIGINAL, 's_per_step': s_per_step, 'val': val, 'test_bpc': test, 'init_val_bpc': init, 'wall_s': wall,
                       'same_run_s_per_step': cmp}))
 
 

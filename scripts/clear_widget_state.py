@@ -3,7 +3,8 @@
 
 A notebook saved after its widgets ran stores their state (`metadata.widgets`) and one output per widget view that only
 a live kernel can fill; `nbdev_clean` keeps both. This removes them and leaves every other output (static figures,
-printed text) in place, keeping the file's permissions.
+printed text) in place, keeping the file's permissions. A widget output that also carries a static twin (the views
+add a PNG of their figure) keeps the twin, so the docs site shows the figure.
 
     python scripts/clear_widget_state.py nbs/13_tutorial.ipynb     # clear these notebooks (default: nbs/*.ipynb)
     python scripts/clear_widget_state.py --check                   # exit 1 naming each notebook that holds widget state
@@ -24,8 +25,13 @@ def strip_widgets(nb: dict) -> int:
     for cell in nb.get('cells', []):
         outs = cell.get('outputs')
         if not outs: continue
-        keep = [o for o in outs if WIDGET_VIEW not in o.get('data', {})]
-        removed += len(outs) - len(keep)
+        keep = []
+        for o in outs:
+            data = o.get('data', {})
+            if WIDGET_VIEW not in data: keep.append(o); continue
+            removed += 1
+            static = {k: v for k, v in data.items() if k != WIDGET_VIEW and k != 'text/plain'}
+            if static: keep.append({**o, 'data': static})     # a static twin (e.g. a PNG of the figure) stays
         cell['outputs'] = keep
     return removed
 

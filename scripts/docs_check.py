@@ -8,11 +8,14 @@
 2. Renders every processed notebook to HTML with nbconvert, applying the Quarto directives nbdev leaves behind
    (`echo: false`, `output: false`, `include: false`) and the frontmatter title, as Quarto would.
 3. Fails, naming the notebook, on: a processing or rendering error, a saved error output, a page without its title,
+   a cell that draws a figure (matplotlib, a plot_* function, a view) on a page that shows no figure, a chapter of
+   the model, attention, reasoning, head, inspection, views or tutorial whose page shows no figure or table made by
+   its examples (chapters are committed executed: `scripts/execute_nbs.py`), an output naming an absolute path,
    a show_doc that did not render, an exported public function or class (`__all__` in agiformer/*.py) without a
    show_doc, a module no notebook exports, and nbs/nbdev.yml or nbs/sidebar.yml differing from what nbdev_docs
    writes (it regenerates both; nbs/_quarto.yml is ours).
-4. If chromium and chromedriver are installed, opens one rendered page in headless Chromium (W3C WebDriver over HTTP,
-   the driver of tests/test_browser.py) and checks that it shows its title and at least one figure. Without them it
+4. If chromium and chromedriver are installed, opens one rendered page in headless Chromium (Selenium, as
+   tests/test_browser.py drives it) and checks that it shows its title and at least one figure. Without them it
    says so and skips that part.
 
 Usage: python scripts/docs_check.py [--out DIR] [--json FILE] [--browser auto|skip|require] [--page 13_tutorial]
@@ -127,10 +130,49 @@ def render(proc_nb: Path, out_html: Path) -> dict:
     body, _ = HTMLExporter(config=cfg, template_name='lab').from_notebook_node(nb, resources={'metadata': {'name': ''}})
     out_html.write_text(body, encoding='utf-8')
     heads = {_text(h) for h in re.findall(r'<h[1-4][^>]*>(.*?)</h[1-4]>', body, flags=re.S)}
+    res = results(nb)
+    res['img_tags'] = len(re.findall(r'<img\b', body))
     h1 = [_text(h) for h in re.findall(r'<h1[^>]*>(.*?)</h1>', body, flags=re.S)]
     page_title = _text(m[1]) if (m := re.search(r'<title>(.*?)</title>', body, flags=re.S)) else ''
     return {'frontmatter': fm, 'page_title': page_title, 'h1': h1, 'headings': heads, 'show_doc': shown,
-            'saved_errors': errors}
+            'saved_errors': errors, **res}
+
+
+PLOTS = re.compile(r'\b(plt\.|plot_\w+\(|\.plot\(|imshow\(|savefig\(|\w+View\(|NbFigure\()')
+PATHS = re.compile(r'(/work/|/home/|/tmp/|/root/|/Users/|[A-Z]:\\\\Users)')
+# chapters whose pages must show at least one figure or table that a cell made (not a show_doc table)
+NEED_RESULTS = ('02a_attention', '03_reasoning', '04_head', '05_model', '11_inspect', '12_views', '13_tutorial')
+
+
+def results(nb) -> dict:
+    "What a processed notebook's outputs show: figures and tables made by its cells (not show_doc), and machine paths."
+    figs, tables, paths = 0, 0, []
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != 'code' or 'show_doc(' in c.source: continue
+        for o in c.get('outputs', []):
+            d = o.get('data', {})
+            figs += any(k.startswith('image/') for k in d)
+            html_out, md = ''.join(d.get('text/html', '')), ''.join(d.get('text/markdown', ''))
+            tables += '<table' in html_out or bool(re.search(r'^\s*\|.*\|\s*$', md, flags=re.M))
+            text = ''.join(o.get('text', '')) + ''.join(d.get('text/plain', '')) + html_out + md
+            if m := PATHS.search(text): paths.append(f"cell {i}: {text[max(0, m.start() - 40):m.end() + 40]!r}")
+    return {'figures': figs, 'tables': tables, 'abs_paths': paths}
+
+
+def drawing_cells(nb_path: Path) -> list:
+    "Indices of the cells of a notebook that run (not exported, hidden, eval: false or flagged) and draw a figure."
+    import configparser
+    cfg = configparser.ConfigParser(); cfg.read(ROOT / 'settings.ini')
+    flags = set(cfg['DEFAULT'].get('tst_flags', '').split())
+    out = []
+    for i, c in enumerate(json.loads(nb_path.read_text())['cells']):
+        if c['cell_type'] != 'code': continue
+        src = ''.join(c['source'])
+        heads = {l.split('|', 1)[1].split()[0] for l in src.splitlines() if l.startswith('#|') and l[2:].strip()}
+        if heads & ({'export', 'exporti', 'hide', 'eval:'} | flags): continue
+        code = '\n'.join(l for l in src.splitlines() if not l.lstrip().startswith('#'))
+        if PLOTS.search(code): out.append(i)
+    return out
 
 
 def _text(s: str) -> str:
@@ -207,7 +249,7 @@ def config_problems(nbs: list) -> list:
 # ---- 4. one page in headless Chromium ----
 
 def _browser_mod():
-    "tests/test_browser.py, for its WebDriver class and chromium/chromedriver lookup."
+    "tests/test_browser.py, for its `chrome` (Selenium with the system chromedriver) and `_wait`."
     spec = importlib.util.spec_from_file_location('agiformer_test_browser', ROOT / 'tests' / 'test_browser.py')
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
     return mod
@@ -222,17 +264,15 @@ return {ready: document.readyState, title: document.title,
 
 
 def browser_check(page: Path, title: str) -> dict:
-    "Open `page` in headless Chromium; return what it shows and the problems found."
+    "Open `page` in headless Chromium (Selenium, tests/test_browser.py's `chrome`); return what it shows and the problems."
     b = _browser_mod()
     work = Path(tempfile.mkdtemp(prefix='agiformer-docs-browser-'))
-    port = b._port()
-    drv = subprocess.Popen([b.DRIVER, f'--port={port}'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wd = None
+    driver = None
     try:
-        b._wait(lambda: b._ok(f'http://127.0.0.1:{port}/status'), 30, 'chromedriver to start')
-        wd = b.WebDriver(f'http://127.0.0.1:{port}', work / 'profile')
-        wd.get(page.resolve().as_uri())
-        seen = b._wait(lambda: (lambda s: s if s['ready'] == 'complete' else None)(wd.js(PAGE_JS)), 60, 'the page to load')
+        driver = b.chrome(work)
+        driver.get(page.resolve().as_uri())
+        seen = b._wait(lambda: (lambda s: s if s['ready'] == 'complete' else None)(driver.execute_script(PAGE_JS)), 60,
+                       'the page to load')
         want = _text(title)
         probs = []
         if want not in _text(seen['title']): probs.append(f"the browser's tab title is {seen['title']!r}, not {want!r}")
@@ -240,10 +280,9 @@ def browser_check(page: Path, title: str) -> dict:
         if seen['drawn'] < 1: probs.append(f"no figure drawn ({seen['images']} <img>, none with a natural width)")
         return {**seen, 'problems': probs}
     finally:
-        if wd: wd.quit()
-        drv.terminate()
-        try: drv.wait(timeout=20)
-        except subprocess.TimeoutExpired: drv.kill()
+        if driver is not None:
+            try: driver.quit()
+            except Exception: pass
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -278,6 +317,15 @@ def check(out: Path, browser: str='auto', page: str='13_tutorial') -> dict:
             if title and not pg['frontmatter'].get('description'):
                 notes.append(f"{p.name}: no '> summary' line under the title")
             for e in pg['saved_errors']: fail('error_output', f"{p.name}: saved error output: {e}")
+            if (draws := drawing_cells(p)) and not pg['figures']:
+                fail('outputs', f"{p.name}: cell {draws[0]} draws a figure but the page shows none: run "
+                                f"`python scripts/execute_nbs.py nbs/{p.name}` and commit the outputs")
+            elif pg['figures'] > pg['img_tags']:
+                fail('outputs', f"{p.name}: {pg['figures']} figure outputs but {pg['img_tags']} <img> on the page")
+            if p.stem in NEED_RESULTS and not (pg['figures'] or pg['tables']):
+                fail('outputs', f"{p.name}: the page shows no figure or table made by its examples: run "
+                                f"`python scripts/execute_nbs.py nbs/{p.name}` and commit the outputs")
+            for x in pg['abs_paths']: fail('outputs', f"{p.name}: an output names a machine's path, {x}")
             for n in sorted(pg['show_doc'] - pg['headings']):
                 fail('render', f"{p.name}: show_doc({n}) rendered, but not on the page")
         missing = api_coverage(nbs, pages, fail, notes)

@@ -48,8 +48,9 @@ def test_system2_study_quick():
     recs = json.loads(path.read_text())['runs']
     assert sorted(r['name'] for r in recs) == sorted(['T3-fixed', 'T0', 'T0-deeper', 'T3-random', 'T3-random-inject', 'recommended'])
     for r in recs:
-        for k in ('seed', 'config', 'steps', 'train_bytes', 'train_flops', 'val_bpc', 'full_val_bpc', 'depth_sweep'):
+        for k in ('seed', 'config', 'steps', 'train_bytes', 'train_flops', 'val_bpc', 'full_val_bpc', 'depth_sweep', 'context'):
             assert r.get(k) is not None, (r['name'], k)
+        assert sorted(r['context']) == ['256', '64'] and all(0 < v < 9 for v in r['context'].values())
         assert len(r['depth_sweep']) == max(4 * r['config']['thinking_steps'], 4) + 1
     by = {r['name']: r for r in recs}
     assert by['T0']['train_flops'] < by['T3-fixed']['train_flops']

@@ -31,6 +31,16 @@ def test_removes_widget_state_and_keeps_other_outputs(tmp_path):
     assert [q.name for q in tmp_path.iterdir()] == ['w.ipynb']  # no temporary file left behind
 
 
+def test_keeps_the_static_twin_of_a_widget(tmp_path):
+    p = _notebook(tmp_path / 'w.ipynb')
+    nb = json.loads(p.read_text())
+    nb['cells'][0]['outputs'][0]['data']['image/png'] = 'TWIN'     # a view that also offers a PNG of its figure
+    p.write_text(json.dumps(nb))
+    assert cws.clear_widget_state(p) == 2
+    outs = json.loads(p.read_text())['cells'][0]['outputs']
+    assert [o['data'] for o in outs] == [{'image/png': 'TWIN'}, {'image/png': 'iVBOR', 'text/plain': '<Figure>'}]
+
+
 def test_check_reports_without_changing(tmp_path):
     p = _notebook(tmp_path / 'w.ipynb')
     before = p.read_text()

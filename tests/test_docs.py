@@ -93,3 +93,26 @@ def test_browser_shows_title_and_figure(report):
 
 def test_exit_status_follows_failures(report):
     assert report['rc'] == (1 if report['failures'] else 0), report['stdout'][-3000:]
+
+
+def test_chapters_are_committed_with_their_results(report):
+    "Pages that draw show figures; the model ... tutorial pages show a figure or table; no output names a machine path."
+    assert not _fails(report, 'outputs'), _fails(report, 'outputs')
+
+
+def test_outputs_check_can_fail(tmp_path):
+    "The results found on a page: a figure and a table count, a show_doc table does not, a machine's path is named."
+    dc = _load_check()
+    png = 'iVBORw0KGgo='
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('show_doc(f)', outputs=[nbformat.v4.new_output('display_data', data={
+            'text/markdown': '| a | b |\n| --- | --- |\n| 1 | 2 |'})]),
+        nbformat.v4.new_code_cell('fig', outputs=[nbformat.v4.new_output('display_data', data={'image/png': png})]),
+        nbformat.v4.new_code_cell('print(path)', outputs=[nbformat.v4.new_output('stream', name='stdout',
+                                                                                  text='saved /tmp/abc/model.safetensors\n')])])
+    res = dc.results(nb)
+    assert (res['figures'], res['tables']) == (1, 0) and 'cell 2' in res['abs_paths'][0]
+    src = tmp_path / 'x.ipynb'
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('#| export\nclass AView(View): pass'),
+                                                   nbformat.v4.new_code_cell('ax.plot([1, 2])')]), src)
+    assert dc.drawing_cells(src) == [1]                     # exported code draws nothing when the page is built
