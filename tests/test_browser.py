@@ -55,6 +55,7 @@ class Lab:
         root, settings = work / 'lab', work / 'settings'
         root.mkdir()
         for nb in NOTEBOOKS.values(): shutil.copy(nb, root / nb.name)     # autosave must not touch nbs/
+        (root / 'models').symlink_to(ROOT / 'nbs' / 'models')               # the book's trained model, read only
         for rel, value in LAB_SETTINGS.items():
             (settings / rel).parent.mkdir(parents=True, exist_ok=True); (settings / rel).write_text(json.dumps(value))
         self.runtime = work / 'jrt'
