@@ -6,7 +6,7 @@ are skipped). The baseline is the original's recipe (lr 3e-4 constant after 100 
 
     python bench/recipe_sweep.py [--only lr2e-3,lr4e-3] [--threads 1]
 """
-import argparse, os, time
+import argparse, json, os, time
 from pathlib import Path
 
 from _harness import cpu_model
@@ -45,7 +45,6 @@ def main():
     bad = [n for n in names if n not in POINTS]
     if bad: raise SystemExit(f"unknown points {bad}; the sweep is {list(POINTS)}")
     out = Path(a.out)
-    import json
     done = {r['name'] for r in (json.loads(out.read_text())['runs'] if out.exists() else [])}
     for name in names:
         if name in done: print(f"[{name}] done: skipped"); continue

@@ -22,7 +22,7 @@ under a file lock). `--quick` runs a tiny version of the same grid (tiny preset,
     python bench/system2_study.py [--steps 600] [--seeds 0,1,2] [--only T3-fixed,T0] [--out bench/results/system2_study.json]
     python bench/system2_study.py --quick
 """
-import argparse, fcntl, json, math, os, platform, tempfile, time
+import argparse, fcntl, json, os, tempfile, time
 from pathlib import Path
 
 from _harness import cpu_model

@@ -160,17 +160,12 @@ def results(nb) -> dict:
 
 
 def drawing_cells(nb_path: Path) -> list:
-    "Indices of the cells of a notebook that run (not exported, hidden, eval: false or flagged) and draw a figure."
-    import configparser
-    cfg = configparser.ConfigParser(); cfg.read(ROOT / 'settings.ini')
-    flags = set(cfg['DEFAULT'].get('tst_flags', '').split())
-    out = []
-    for i, c in enumerate(json.loads(nb_path.read_text())['cells']):
-        if c['cell_type'] != 'code': continue
-        src = ''.join(c['source'])
-        heads = {l.split('|', 1)[1].split()[0] for l in src.splitlines() if l.startswith('#|') and l[2:].strip()}
-        if heads & ({'export', 'exporti', 'hide', 'eval:'} | flags): continue
-        code = '\n'.join(l for l in src.splitlines() if not l.lstrip().startswith('#'))
+    "Indices of the cells that `nbdev_test` runs (`scripts/execute_nbs.py`'s rule) and the page shows, and that draw."
+    ex, nbio = _script_mod('execute_nbs'), importlib.import_module('execnb.nbio')
+    flags, out = ex.test_flags(), []
+    for i, c in enumerate(nbio.read_nb(nb_path).cells):
+        if not ex.runs(c, flags) or ex.extract_directives(c, remove=False).keys() & {'export', 'exporti', 'hide'}: continue
+        code = '\n'.join(l for l in c.source.splitlines() if not l.lstrip().startswith('#'))
         if PLOTS.search(code): out.append(i)
     return out
 
@@ -248,11 +243,18 @@ def config_problems(nbs: list) -> list:
 
 # ---- 4. one page in headless Chromium ----
 
-def _browser_mod():
-    "tests/test_browser.py, for its `chrome` (Selenium with the system chromedriver) and `_wait`."
-    spec = importlib.util.spec_from_file_location('agiformer_test_browser', ROOT / 'tests' / 'test_browser.py')
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
     return mod
+
+def _script_mod(name: str):
+    "scripts/NAME.py as a module."
+    return _load(ROOT / 'scripts' / f'{name}.py', f'agiformer_{name}')
+
+def _browser_mod():
+    "tests/test_browser.py, for its `chrome` (Selenium with the system chromedriver) and `_wait`."
+    return _load(ROOT / 'tests' / 'test_browser.py', 'agiformer_test_browser')
 
 
 PAGE_JS = """

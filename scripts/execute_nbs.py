@@ -16,34 +16,31 @@ It stops at the first failing cell, naming the notebook and the cell, and leaves
 
 Repository tooling: not part of the agiformer package.
 """
-import argparse, configparser, os, re, subprocess, sys, time
+import argparse, configparser, os, subprocess, sys, time
 from pathlib import Path
 
+from nbdev.process import extract_directives
+
 ROOT = Path(__file__).resolve().parent.parent
-DIRECTIVE = re.compile(r'^\s*#\|\s*([\w-]+:?)\s*(.*)$')
+def test_flags() -> set:
+    "The test flags of settings.ini (`tst_flags`): cells marked with one are skipped unless it is asked for."
+    cfg = configparser.ConfigParser(); cfg.read(ROOT / 'settings.ini')
+    return set(cfg['DEFAULT'].get('tst_flags', '').split())
 
 
-def directives(source: str) -> dict:
-    "The `#| name value` lines at the top of a cell's source, as {name: value}."
-    out = {}
-    for line in source.splitlines():
-        m = DIRECTIVE.match(line)
-        if not m:
-            if line.strip(): break
-            continue
-        out[m.group(1)] = m.group(2).strip()
-    return out
+def runs(cell, flags: set) -> bool:
+    "Whether `nbdev_test` runs this cell: code, not `#| eval: false`, not the export call, no flag of `flags`."
+    if cell.cell_type != 'code' or 'nbdev_export' + '(' in cell.source: return False
+    d = extract_directives(cell, remove=False)
+    return d.get('eval:', [''])[0].lower() != 'false' and not flags & d.keys()
 
 
 def skipper(flags: set):
-    "A preproc for `CaptureShell.run_all`: True for cells `nbdev_test` would not run (their outputs are cleared)."
+    "A preproc for `CaptureShell.run_all`: True for the cells `nbdev_test` would not run (their outputs are cleared)."
     def skip(cell) -> bool:
-        if cell.cell_type != 'code': return True
-        d = directives(cell.source)
-        if 'nbdev_export' + '(' in cell.source or d.get('eval:', '').lower() == 'false' or flags & d.keys():
-            cell.outputs = []
-            return True
-        return False
+        if runs(cell, flags): return False
+        if cell.cell_type == 'code': cell.outputs = []
+        return True
     return skip
 
 
@@ -74,8 +71,7 @@ def main():
     ap.add_argument('--flags', default='', help='space-separated test flags whose cells run too (e.g. slow)')
     ap.add_argument('--timeout', type=int, default=1800, help='seconds one cell may run')
     a = ap.parse_args()
-    cfg = configparser.ConfigParser(); cfg.read(ROOT / 'settings.ini')
-    flags = set(cfg['DEFAULT'].get('tst_flags', '').split()) - set(a.flags.split())
+    flags = test_flags() - set(a.flags.split())
     nbs = [Path(p).resolve() for p in a.notebooks] or sorted((ROOT / 'nbs').glob('[0-9]*.ipynb')) + [ROOT / 'nbs' / 'index.ipynb']
     os.environ.setdefault('MPLBACKEND', 'agg')
     total = time.time()

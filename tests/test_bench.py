@@ -77,3 +77,9 @@ def test_gpu_script_needs_cuda():
     if __import__('torch').cuda.is_available(): pytest.skip('this machine has CUDA')
     p = subprocess.run([sys.executable, 'bench/gpu.py'], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode != 0 and 'CUDA is not available' in p.stderr
+
+
+def test_one_row_products():
+    "Both ways of the one-row product are timed in one run and compared."
+    out = run('bench/one_row_products.py')
+    assert re.search(r'F\.linear [\d.]+ us/matrix, transposed copy [\d.]+ us/matrix: [\d.]+x', out), out
