@@ -78,15 +78,15 @@ class SlidingWindowAttention(nn.Module):
              cache: WindowCache, # from `forward(..., return_cache=True)`; updated in place
             ) -> torch.Tensor: # (B, D)
         B, D = x.shape
-        H, W = self.num_heads, self.window_size
-        q, k, v = forward_rows(self.qkv, x).view(B, 3, H, D // H).unbind(1)    # 3 x (B, H, E)
+        H, W, E = self.num_heads, self.window_size, D // self.num_heads
+        q, k, v = forward_rows(self.qkv, x).view(B, 3, H, E).unbind(1)         # 3 x (B, H, E)
         slot = cache.t % W
         cache.k[:, :, slot], cache.v[:, :, slot] = k, v
         if cache.n_min < W: cache.filled[:, slot] = True                        # once every ring is full it stays full
         cache.t, cache.n_min = cache.t + 1, min(cache.n_min + 1, W)
-        s = (q[:, :, None] @ cache.k.transpose(-1, -2)) / math.sqrt(D // H)    # (B, H, 1, W)
-        if cache.n_min < W: s = s.masked_fill(~cache.filled[:, None, None], float('-inf'))
-        return forward_rows(self.proj, (s.softmax(dim=-1) @ cache.v).view(B, D))
+        s = torch.bmm(q.reshape(B * H, 1, E), cache.k.reshape(B * H, W, E).transpose(1, 2)) / math.sqrt(E)  # (BH, 1, W)
+        if cache.n_min < W: s = s.view(B, H, 1, W).masked_fill(~cache.filled[:, None, None], float('-inf')).view(B * H, 1, W)
+        return forward_rows(self.proj, torch.bmm(s.softmax(dim=-1), cache.v.reshape(B * H, W, E)).view(B, D))
 
 # %% ../nbs/02a_attention.ipynb #15
 @dataclass

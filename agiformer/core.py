@@ -294,16 +294,22 @@ def linear_rows(x: torch.Tensor, # (M, in) a few rows
                 as_matrix=None, # weight -> its (out, in) matrix (a slice, a reshape), when it is stored otherwise
                 key: str='rows', # tells apart the matrices derived from one weight with different `as_matrix`
                ) -> torch.Tensor: # (M, out)
-    "`F.linear(x, W, bias)`, from a cached contiguous transpose of W when no gradient is needed on the CPU."
-    w = weight if as_matrix is None else as_matrix(weight)
-    if torch.is_grad_enabled() or x.dim() != 2 or x.device.type != 'cpu': return F.linear(x, w, bias)
-    wt = derived(key, lambda: w.t().contiguous(), weight)                                       # (in, out)
-    return x @ wt if bias is None else torch.addmm(bias, x, wt)
+    "`F.linear(x, W, bias)`; without gradients on the CPU, W is read in the layout that is faster for a few rows."
+    if torch.is_grad_enabled() or not x.is_cpu or x.dim() != 2:
+        return F.linear(x, weight if as_matrix is None else as_matrix(weight), bias)
+    if as_matrix is None and weight.shape[1] > weight.shape[0]: return F.linear(x, weight, bias)   # in > out: as stored
+    def layout():                           # (out, in) contiguous if in > out, else the transposed copy (in, out)
+        w = weight if as_matrix is None else as_matrix(weight)
+        return w.contiguous() if w.shape[1] > w.shape[0] else w.t().contiguous()
+    w = derived(key, layout, weight)
+    if w.shape[0] != x.shape[1]: return F.linear(x, w, bias)                                     # stored (out, in)
+    return x @ w if bias is None else torch.addmm(bias, x, w)
 
 def forward_rows(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     "`m(x)`, with `m` (an `nn.Linear`, or each `nn.Linear` of an `nn.Sequential`) computed by `linear_rows`."
     if isinstance(m, torch.nn.Linear): return linear_rows(x, m.weight, m.bias)
     if isinstance(m, torch.nn.Sequential):
-        for s in m: x = forward_rows(s, x)
+        for s in m:
+            if s.training or not isinstance(s, torch.nn.Dropout): x = forward_rows(s, x)   # eval dropout: the identity
         return x
     return m(x)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import linear_rows
+from .core import derived
 
 # %% auto #0
 __all__ = ['rotate_half', 'rotary_angles', 'rotate', 'ByteLatentEncoder']
@@ -69,12 +69,20 @@ class ByteLatentEncoder(nn.Module):
         p = rotate(p, rotary_angles(self.position_ids(pos), self.inv_freq))   # angles (N, D) or (B, N, D)
         return self.dropout(self.norm(p))
 
+    def patch_rows(self, x: torch.Tensor) -> torch.Tensor:
+        "(B, P) bytes -> (B, D) the conv's output for that one patch: without gradients, a sum of P rows of a cached table."
+        w, P = self.patch_conv.weight, self.patch_size                                   # w: (D, D, P)
+        if torch.is_grad_enabled():
+            return self.patch_conv(self.byte_embedding(x).transpose(1, 2))[..., 0]
+        tab = derived('patch_table', lambda: torch.einsum('vc,ocp->pvo', self.byte_embedding.weight, w).reshape(P * 256, -1),
+                      w, self.byte_embedding.weight)                                     # (P*256, D): row p*256+v = byte v at slot p
+        idx = x + torch.arange(0, P * 256, 256, device=x.device)                         # (B, P) rows of the table
+        return F.embedding_bag(idx, tab, mode='sum') + self.patch_conv.bias
+
     def step(self,
              x: torch.Tensor, # (B, P) the bytes of one new patch per row
              pos: torch.Tensor, # (B,) long: each row's patch position
             ) -> torch.Tensor: # (B, D) its latent
-        w = self.patch_conv.weight                                            # (D, D, P): the conv, as one matrix
-        e = self.byte_embedding(x).transpose(1, 2).reshape(x.shape[0], -1)    # (B, D*P), channel-major like w
-        p = linear_rows(e, w, self.patch_conv.bias, as_matrix=lambda w: w.reshape(w.shape[0], -1))  # (B, D): the conv's one output
+        p = self.patch_rows(x)                                                # (B, D): the conv's one output
         p = rotate(p, rotary_angles(self.position_ids(pos), self.inv_freq))  # angles (B, D)
         return self.dropout(self.norm(p))

@@ -42,7 +42,7 @@ class LocalAutoregressiveHead(nn.Module):
         "(M,) previous bytes -> (M, 3 hidden): their share of the GRU's input gates; without gradients, rows of a cached (256, 3 hidden) table."
         w = self.rnn.weight_ih_l0[:, :self.rnn.hidden_size]
         if torch.is_grad_enabled(): return F.linear(self.byte_emb(prev), w)
-        return derived('byte_gates', lambda: F.linear(self.byte_emb.weight, w), self.rnn.weight_ih_l0, self.byte_emb.weight)[prev]
+        return F.embedding(prev, derived('byte_gates', lambda: F.linear(self.byte_emb.weight, w), self.rnn.weight_ih_l0, self.byte_emb.weight))
 
     def step(self,
              prev: torch.Tensor, # (M,) the previous byte of each row (0 before the first)
@@ -52,11 +52,11 @@ class LocalAutoregressiveHead(nn.Module):
         "One byte: the GRU cell (PyTorch's gate order r, u, n) reads the previous byte and the context, and gives the logits of the next."
         hid = self.rnn.hidden_size
         gx = self.byte_gates(prev) + gctx                                               # (M, 3h) input gates
-        if h is None: h = gctx.new_zeros(gctx.shape[0], hid)
-        gh = linear_rows(h, self.rnn.weight_hh_l0, self.rnn.bias_hh_l0)                  # (M, 3h) hidden gates
+        if h is None: h, gh = gctx.new_zeros(gctx.shape[0], hid), self.rnn.bias_hh_l0.expand(gctx.shape[0], -1)  # W_hh 0 = 0
+        else: gh = linear_rows(h, self.rnn.weight_hh_l0, self.rnn.bias_hh_l0)            # (M, 3h) hidden gates
         r, u = torch.sigmoid(gx[:, :2 * hid] + gh[:, :2 * hid]).chunk(2, dim=-1)         # reset, update (M, h)
-        n = torch.tanh(gx[:, 2 * hid:] + r * gh[:, 2 * hid:])                            # candidate (M, h)
-        h = n + u * (h - n)                                                              # (1 - u) n + u h
+        n = torch.tanh(torch.addcmul(gx[:, 2 * hid:], r, gh[:, 2 * hid:]))               # candidate (M, h)
+        h = torch.lerp(n, h, u)                                                          # (1 - u) n + u h
         return forward_rows(self.head, h), h
 
     def forward(self,

@@ -16,18 +16,23 @@ stops early, with the rate over the bytes made so far, once it has run `--budget
 
 Every path is timed at 1 and at `--threads` intra-op threads, and each path's best is compared, so no ratio is
 flattered by a badly threaded baseline (on a 2-core machine shared with other jobs, two threads can be 5x slower than
-one). The stateful rate is end to end (prefill and generation); the decode rate excludes the prefill.
+one). The paths are measured in rounds (`--rounds`): each round times, at each thread count, `--recompute-bytes` of
+the original loop and of the lean recompute, then one stateful generation after each prompt, so that every path sees
+the same spells of a shared machine (measured one after the other, minutes apart, two paths can see loads that
+differ by half). Each path's rate is its median over the rounds; the ratio of the best medians is the headline, and
+the ratio within each round (best stateful over best original of that round) is printed with its spread. The stateful rate is end to end (prefill and generation); the decode rate excludes the prefill.
 
-The weight-streaming limit: one decoded patch reads every weight of a step once (encoder convolution, every layer,
-the final norm, System 2 once per patch however many refinements reuse it, the head; of the two byte-embedding tables
-only the P rows used) plus the layers' caches (W keys and values, the S and z sums). Divided by the single-thread
+The weight-streaming limit: one decoded patch reads every weight of a step once (every layer, the final norm, System 2
+once per patch however many refinements reuse it, the head's latent projection, its context share of the GRU input
+weights, its hidden weights and its output layer) plus the rows of the derived tables it looks up (P rows of the
+encoder's patch table, which stands for the embedding and the convolution, and P rows of the head's byte-gate table)
+and the layers' caches (W keys and values, the S and z sums). Divided by the single-thread
 memory read bandwidth measured in the same run (the sum of a 512 MiB float32 tensor, best of 5), it is the time a
 patch would take if decoding did nothing but stream those bytes from memory once; the measured time per patch over
 it is the headroom. (Weights that stay in the CPU's caches can beat it: it is a reference line, not a bound.)
-Stateful figures are medians of `--repeats` runs, the two prompt lengths alternating so that a busy spell of a shared
-machine hits both alike.
+The stateful figures are medians over the rounds, the two prompt lengths alternating.
 
-    python bench/generate_speed.py [--threads 2] [--repeats 5] [--new-bytes 512] [--budget 60]
+    python bench/generate_speed.py [--threads 2] [--rounds 5] [--new-bytes 512] [--recompute-bytes 128] [--budget 60]
     python bench/generate_speed.py --quick      # the tiny preset and short prompts: checks the script runs (seconds)
 """
 import argparse, json, os, platform, statistics, sysconfig, time
@@ -52,9 +57,10 @@ def read_bandwidth(mib: int = 512, repeats: int = 5) -> float:
 def bytes_per_patch(model) -> tuple[int, int]:
     "(weight bytes, cache bytes) one decoding step reads: see the module docstring."
     c = model.config
-    w = sum(p.numel() * p.element_size() for n, p in model.named_parameters()
-            if n not in ('encoder.byte_embedding.weight', 'head.byte_emb.weight'))
-    w += 2 * c.patch_size * c.d_model * 4                                              # the embedding rows used
+    table_read = ('encoder.byte_embedding.weight', 'encoder.patch_conv.weight', 'head.byte_emb.weight')  # through tables
+    w = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if n not in table_read)
+    w -= 3 * c.head_hidden * c.head_hidden * 4                       # the byte half of the GRU input weights (a table too)
+    w += c.patch_size * (c.d_model + 3 * c.head_hidden) * 4          # the table rows a patch uses
     cache = c.n_layers * (2 * c.window_size * c.d_model + c.num_heads * c.head_dim * (c.head_dim + 1)) * 4
     return w, cache
 
@@ -132,18 +138,19 @@ def timed_stateful(model, prompt: bytes, n_new: int):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--threads', type=int, default=2, help='thread count compared with 1 (torch intra-op threads)')
-    ap.add_argument('--repeats', type=int, default=5, help='runs of each stateful measurement (median reported)')
+    ap.add_argument('--rounds', type=int, default=5, help='rounds of every path (medians reported)')
+    ap.add_argument('--recompute-bytes', type=int, default=128, help='bytes each recompute path makes per round')
     ap.add_argument('--prompt-bytes', type=int, default=1024)
     ap.add_argument('--long-prompt-bytes', type=int, default=16384)
     ap.add_argument('--huge-prompt-bytes', type=int, default=65536)
     ap.add_argument('--new-bytes', type=int, default=512)
-    ap.add_argument('--budget', type=float, default=60, help='seconds after which a recompute measurement stops')
+    ap.add_argument('--budget', type=float, default=60, help='seconds after which a round of a recompute path stops')
     ap.add_argument('--preset', default='small', help='model size (speed does not depend on the weights)')
     ap.add_argument('--quick', action='store_true', help='tiny preset, short prompts, one repeat: a smoke run')
     a = ap.parse_args()
     if a.quick:
-        a.preset, a.repeats, a.prompt_bytes, a.long_prompt_bytes, a.huge_prompt_bytes = 'tiny', 1, 256, 1024, 4096
-        a.new_bytes, a.budget = min(a.new_bytes, 32), min(a.budget, 5)
+        a.preset, a.rounds, a.prompt_bytes, a.long_prompt_bytes, a.huge_prompt_bytes = 'tiny', 2, 256, 1024, 4096
+        a.new_bytes, a.recompute_bytes, a.budget = min(a.new_bytes, 32), 16, min(a.budget, 5)
     import torch
     from agiformer.model import AGIFORMER
     from agiformer.generate import generate, recompute_generate
@@ -161,25 +168,35 @@ def main():
     same = generate(model, prompt, 64) == recompute_generate(model, prompt, 64)
     print(f"stateful == full-history recompute on 64 greedy bytes: {same}")
 
+    threads = sorted({1, a.threads})
+    rates = {th: {'original': [], 'lean': []} for th in threads}
+    made = {th: {'original': 0, 'lean': 0} for th in threads}
+    runs = {th: {len(prompt): [], len(long_prompt): []} for th in threads}
+    outs = {}
+    for _ in range(a.rounds):                      # every round measures every path at every thread count
+        for th in threads:
+            torch.set_num_threads(th)
+            for name, patches in (('original', original_patches(orig_model, prompt)), ('lean', lean_patches(model, prompt))):
+                rate, n, out = budgeted_rate(patches, a.recompute_bytes, a.budget)
+                rates[th][name].append(rate); made[th][name] += n; outs.setdefault(name, out)
+            for p in (prompt, long_prompt): runs[th][len(p)].append(timed_stateful(model, p, a.new_bytes))
+    k = min(len(outs['original']), len(outs['lean']))
     rows = {}
-    for th in sorted({1, a.threads}):
-        torch.set_num_threads(th)
-        r = rows[th] = {}
-        r['original'], n_o, orig_out = budgeted_rate(original_patches(orig_model, prompt), a.new_bytes, a.budget)
-        r['lean'], n_l, lean_out = budgeted_rate(lean_patches(model, prompt), a.new_bytes, a.budget)
-        k = min(len(orig_out), len(lean_out))
-        r['original_bytes'], r['lean_bytes'], r['recompute_paths_agree'] = n_o, n_l, orig_out[:k] == lean_out[:k]
-        runs = {len(prompt): [], len(long_prompt): []}
-        for _ in range(a.repeats):
-            for p in (prompt, long_prompt): runs[len(p)].append(timed_stateful(model, p, a.new_bytes))
+    for th in threads:
+        r = rows[th] = {'original': statistics.median(rates[th]['original']), 'lean': statistics.median(rates[th]['lean']),
+                        'original_bytes': made[th]['original'], 'lean_bytes': made[th]['lean'],
+                        'recompute_paths_agree': outs['original'][:k] == outs['lean'][:k]}
         for name, p in (('short', prompt), ('long', long_prompt)):
-            total, first, per_byte = (statistics.median(x[i] for x in runs[len(p)]) for i in range(3))
+            total, first, per_byte = (statistics.median(x[i] for x in runs[th][len(p)]) for i in range(3))
             r[name] = {'bytes_per_s': a.new_bytes / total, 'decode_bytes_per_s': 1 / per_byte, 'first_patch_ms': first * 1e3}
-        print(f"{th} thread(s): original {r['original']:7.1f} B/s ({n_o} bytes) | lean recompute {r['lean']:7.1f} B/s "
-              f"({n_l} bytes) | stateful {r['short']['bytes_per_s']:7.1f} B/s end to end, "
+        print(f"{th} thread(s): original {r['original']:7.1f} B/s ({r['original_bytes']} bytes) | lean recompute "
+              f"{r['lean']:7.1f} B/s ({r['lean_bytes']} bytes) | stateful {r['short']['bytes_per_s']:7.1f} B/s end to end, "
               f"{r['short']['decode_bytes_per_s']:7.1f} B/s decoding, first patch {r['short']['first_patch_ms']:.0f} ms | "
               f"{a.long_prompt_bytes:,}-byte prompt: {r['long']['decode_bytes_per_s']:7.1f} B/s decoding, "
               f"first patch {r['long']['first_patch_ms']:.0f} ms")
+    # the same comparison within each round: best stateful over best original, both measured minutes apart at most
+    round_ratios = [max(a.new_bytes / runs[th][len(prompt)][i][0] for th in threads) /
+                    max(rates[th]['original'][i] for th in threads) for i in range(a.rounds)]
 
     best = lambda f: max(rows.values(), key=f)
     orig_rate, lean_rate = max(r['original'] for r in rows.values()), max(r['lean'] for r in rows.values())
@@ -190,13 +207,15 @@ def main():
     print(f"\nbest of each path: original {orig_rate:.1f} B/s, lean recompute {lean_rate:.1f} B/s, "
           f"stateful {rate:.1f} B/s ({th_best} thread(s))")
     print(f"stateful / original:       {rate / orig_rate:7.1f}x   (target >= 20x on a 2-core CPU: {rate:.0f} B/s)")
+    print(f"stateful / original within each round: median {statistics.median(round_ratios):.1f}x, "
+          f"{min(round_ratios):.1f}x to {max(round_ratios):.1f}x over {a.rounds} rounds")
     print(f"stateful / lean recompute: {rate / lean_rate:7.1f}x")
     print(f"per-byte decode time, {a.long_prompt_bytes:,}-byte vs {a.prompt_bytes:,}-byte prompt: {per_byte_ratio:.2f}x "
           f"(target <= 1.2x)")
     # the position scheme (wrap, the default) against plain absolute positions: same model, same prompt, this run
     torch.set_num_threads(th_best)
     pos_rates = {}
-    for _ in range(a.repeats):
+    for _ in range(a.rounds):
         for scheme in ('absolute', model.config.positions):
             model.encoder.positions = scheme
             pos_rates.setdefault(scheme, []).append(1 / timed_stateful(model, prompt, a.new_bytes)[2])
@@ -228,7 +247,7 @@ def main():
               f"latent finite: {huge[th]['finite']}")
     print(json.dumps({'stateful_equals_recompute': same, 'by_threads': rows, 'original_bytes_per_s': orig_rate,
                       'lean_recompute_bytes_per_s': lean_rate, 'stateful_bytes_per_s': rate,
-                      'ratio_vs_original': rate / orig_rate, 'ratio_vs_lean': rate / lean_rate,
+                      'ratio_vs_original': rate / orig_rate, 'round_ratios': round_ratios, 'ratio_vs_lean': rate / lean_rate,
                       'per_byte_ratio_long': per_byte_ratio, 'prefill_huge': huge, 'cpu': cpu_model(),
                       'cores': os.cpu_count(), 'torch': torch.__version__, 'patch_ms': patch_ms,
                       'streaming_limit_ms': limit_ms, 'read_bandwidth_gbs': bw / 1e9, 'positions_speed_ratio': pos_ratio}))

@@ -1,9 +1,11 @@
-"""One row times a weight matrix, as a decoding step does it: `F.linear(x, W, b)` against `addmm(b, x, W^T)` from a
-contiguous transposed copy (what `agiformer.core.linear_rows` keeps), in one run.
+"""One row times a weight matrix, as a decoding step does it: `F.linear(x, W, b)` (W stored (out, in)) against
+`addmm(b, x, W^T)` from a contiguous transposed copy (in, out), per matrix shape, in one run.
 
-The matrices have the shapes of the `small` preset's layers (768x256, 256x256, 1024x256, 256x1024), 12 of each:
-about 38 MB, more than the CPU's caches hold, as in a real step. Prints microseconds per matrix for each way, the
-ratio, and the machine.
+The shapes are those of the `small` preset's one-row products (768x256 and 256x256 projections, the MLPs' 1024x256
+and 256x1024, written out x in), 12 of each shape: every shape's matrices together hold more than the CPU's L2
+cache, as in a real step, where each matrix is read once per patch. Prints microseconds per matrix for each layout,
+the faster one, and the layout `agiformer.core.linear_rows` picks for that shape (the transposed copy unless the
+matrix is wider than it is tall, in > out), then the total over one of each shape, and the machine.
 
     python bench/one_row_products.py [--threads 1]
 """
@@ -15,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 
-def per_matrix_us(f, n_mats: int, repeats: int=5, loops: int=20) -> float:
+def per_matrix_us(f, n_mats: int, repeats: int=7, loops: int=20) -> float:
     "Best over `repeats` of the mean microseconds per matrix of `f` (which multiplies all of them once)."
     for _ in range(3): f()
     best = float('inf')
@@ -29,19 +31,25 @@ def per_matrix_us(f, n_mats: int, repeats: int=5, loops: int=20) -> float:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--copies', type=int, default=12, help='matrices of each shape')
     a = ap.parse_args()
     torch.set_num_threads(a.threads); torch.manual_seed(0)
-    shapes = [(768, 256), (256, 256), (1024, 256), (256, 1024)] * 12
-    W = [torch.randn(o, i) for o, i in shapes]; B = [torch.randn(o) for o, _ in shapes]
-    WT = [w.t().contiguous() for w in W]
-    x = {i: torch.randn(1, i) for i in (256, 1024)}
-    with torch.inference_mode():
-        lin = per_matrix_us(lambda: [F.linear(x[w.shape[1]], w, b) for w, b in zip(W, B)], len(W))
-        tr = per_matrix_us(lambda: [torch.addmm(b, x[w.shape[0]], w) for w, b in zip(WT, B)], len(W))
-    mb = sum(w.numel() for w in W) * 4 / 2**20
     print(f"machine: {machine_note(a.threads)}")
-    print(f"{len(W)} matrices, {mb:.1f} MiB: F.linear {lin:.1f} us/matrix, transposed copy {tr:.1f} us/matrix: "
-          f"{lin / tr:.2f}x")
+    tot = {'stored': 0.0, 'transposed': 0.0, 'rule': 0.0}
+    for out, inp in [(768, 256), (256, 256), (1024, 256), (256, 1024)]:
+        W = [torch.randn(out, inp) for _ in range(a.copies)]; B = [torch.randn(out) for _ in W]
+        WT = [w.t().contiguous() for w in W]
+        x = torch.randn(1, inp)
+        with torch.inference_mode():
+            st = per_matrix_us(lambda: [F.linear(x, w, b) for w, b in zip(W, B)], len(W))
+            tr = per_matrix_us(lambda: [torch.addmm(b, x, w) for w, b in zip(WT, B)], len(W))
+        rule = 'stored' if inp > out else 'transposed'
+        tot['stored'] += st; tot['transposed'] += tr; tot['rule'] += st if rule == 'stored' else tr
+        print(f"{out:5d} x {inp:<5d} ({out * inp * 4 / 2**20:.2f} MiB): stored (out, in) {st:6.1f} us, "
+              f"transposed (in, out) {tr:6.1f} us; faster: {'stored' if st < tr else 'transposed'} "
+              f"({max(st, tr) / min(st, tr):.2f}x); linear_rows reads: {rule}")
+    print(f"one matrix of each shape: stored {tot['stored']:.0f} us, transposed {tot['transposed']:.0f} us, "
+          f"linear_rows' choice {tot['rule']:.0f} us: F.linear / linear_rows' choice = {tot['stored'] / tot['rule']:.2f}x")
 
 
 if __name__ == '__main__':

@@ -80,6 +80,16 @@ def test_gpu_script_needs_cuda():
 
 
 def test_one_row_products():
-    "Both ways of the one-row product are timed in one run and compared."
-    out = run('bench/one_row_products.py')
-    assert re.search(r'F\.linear [\d.]+ us/matrix, transposed copy [\d.]+ us/matrix: [\d.]+x', out), out
+    "Both layouts of the one-row product are timed per shape in one run, compared, and the rule's choice named."
+    out = run('bench/one_row_products.py', '--copies', '2')
+    rows = re.findall(r'stored \(out, in\) +[\d.]+ us, transposed \(in, out\) +[\d.]+ us; faster: (stored|transposed) '
+                      r'\([\d.]+x\); linear_rows reads: (stored|transposed)', out)
+    assert len(rows) == 4 and [r[1] for r in rows] == ['transposed'] * 3 + ['stored'], out
+    assert re.search(r"linear_rows' choice \d+ us: F\.linear / linear_rows' choice = [\d.]+x", out), out
+
+
+def test_step_speed_ab():
+    "The decode loop of a git revision and of the working tree, in alternating fresh processes, with their ratio."
+    out = run('bench/step_speed_ab.py', '--pairs', '1', '--preset', 'tiny', '--patches', '8')
+    assert re.search(r'pair 1: HEAD [\d.]+ ms/patch, working tree [\d.]+ ms/patch: [\d.]+x', out), out
+    assert re.search(r'HEAD / working tree, ms per decoded patch \(tiny, one thread\): median [\d.]+x', out), out
