@@ -4,8 +4,9 @@
 The shapes are those of the `small` preset's one-row products (768x256 and 256x256 projections, the MLPs' 1024x256
 and 256x1024, written out x in), 12 of each shape: every shape's matrices together hold more than the CPU's L2
 cache, as in a real step, where each matrix is read once per patch. Prints microseconds per matrix for each layout,
-the faster one, and the layout `agiformer.core.linear_rows` picks for that shape (the transposed copy unless the
-matrix is wider than it is tall, in > out), then the total over one of each shape, and the machine.
+the faster one, the layout `agiformer.core.linear_rows` picks for that shape (the transposed copy unless the
+matrix is wider than it is tall, in > out), and the time a plain read of the same matrices takes (their sum), then
+the total over one of each shape, and the machine.
 
     python bench/one_row_products.py [--threads 1]
 """
@@ -43,11 +44,13 @@ def main():
         with torch.inference_mode():
             st = per_matrix_us(lambda: [F.linear(x, w, b) for w, b in zip(W, B)], len(W))
             tr = per_matrix_us(lambda: [torch.addmm(b, x, w) for w, b in zip(WT, B)], len(W))
+            rd = per_matrix_us(lambda: [w.sum() for w in W], len(W))
         rule = 'stored' if inp > out else 'transposed'
         tot['stored'] += st; tot['transposed'] += tr; tot['rule'] += st if rule == 'stored' else tr
         print(f"{out:5d} x {inp:<5d} ({out * inp * 4 / 2**20:.2f} MiB): stored (out, in) {st:6.1f} us, "
               f"transposed (in, out) {tr:6.1f} us; faster: {'stored' if st < tr else 'transposed'} "
-              f"({max(st, tr) / min(st, tr):.2f}x); linear_rows reads: {rule}")
+              f"({max(st, tr) / min(st, tr):.2f}x); linear_rows reads: {rule}; a plain read (sum) {rd:6.1f} us, "
+              f"the faster product takes {min(st, tr) / rd:.2f}x that")
     print(f"one matrix of each shape: stored {tot['stored']:.0f} us, transposed {tot['transposed']:.0f} us, "
           f"linear_rows' choice {tot['rule']:.0f} us: F.linear / linear_rows' choice = {tot['stored'] / tot['rule']:.2f}x")
 

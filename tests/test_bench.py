@@ -37,6 +37,8 @@ def test_generate_speed_quick():
     assert 'stateful == full-history recompute on 64 greedy bytes: True' in out, out
     assert re.search(r'machine: .+, \d+ logical cores, torch ', out), out
     assert re.search(r'decode time per patch [\d.]+ ms vs the weight-streaming limit [\d.]+ ms', out), out
+    assert re.search(r'stateful / original within each round: median [\d.]+x, [\d.]+x to [\d.]+x over 2 rounds', out), out
+    assert re.search(r'the same structure with d_model 32 .+: [\d.]+ ms per patch, \d+% of the tiny model', out), out
 
 
 def test_system2_study_quick():
@@ -83,7 +85,7 @@ def test_one_row_products():
     "Both layouts of the one-row product are timed per shape in one run, compared, and the rule's choice named."
     out = run('bench/one_row_products.py', '--copies', '2')
     rows = re.findall(r'stored \(out, in\) +[\d.]+ us, transposed \(in, out\) +[\d.]+ us; faster: (stored|transposed) '
-                      r'\([\d.]+x\); linear_rows reads: (stored|transposed)', out)
+                      r'\([\d.]+x\); linear_rows reads: (stored|transposed); a plain read \(sum\) +[\d.]+ us', out)
     assert len(rows) == 4 and [r[1] for r in rows] == ['transposed'] * 3 + ['stored'], out
     assert re.search(r"linear_rows' choice \d+ us: F\.linear / linear_rows' choice = [\d.]+x", out), out
 
