@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .core import ATTN_IMPLS, forward_rows, linear_rows
+from .core import ATTN_IMPLS, forward_rows
 from .kernels import (feature_map, sliding_window_attention_ref, causal_linear_attention_ref,
                                sliding_window_attention, causal_linear_attention, linear_attention_step)
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_generate.ipynb #59ab4046
 from __future__ import annotations
-import codecs, contextlib, numbers, os, sys
+import codecs, contextlib, numbers, sys
 from pathlib import Path
 from typing import Iterable, Iterator
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_model.ipynb #2
 from __future__ import annotations
-from dataclasses import dataclass, fields as dc_fields
+from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn

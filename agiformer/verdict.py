@@ -172,7 +172,7 @@ def thinking_data(trace: ThinkingTrace, t: int|None=None, color_by: str='bpc', p
     t = trace.trained_steps if t is None else t
     t = min(t, trace.thinking_steps)
     values = trace.values(color_by, t, row)
-    P, S = trace.patch_size, len(values)
+    P = trace.patch_size
     bb = trace.byte_bpc[:, row]                                           # (T+1, L)
     row_bpc = (trace.ce[:, row].double().sum(-1) / trace.valid[row].sum() / LN2).numpy()
     if pos is None:                                                       # the byte the trained steps helped most

@@ -21,7 +21,7 @@ nothing). The machine (CPU model, cores, torch) is printed with the results.
     python bench/context_length.py [--root runs/context] [--models protocol,offsets,long] [--steps 600]
     python bench/context_length.py --quick
 """
-import argparse, json, os, platform, tempfile, time
+import argparse, json, os, tempfile, time
 from pathlib import Path
 
 from _harness import cpu_model

@@ -36,7 +36,7 @@ The stateful figures are medians over the rounds, the two prompt lengths alterna
     python bench/generate_speed.py [--threads 2] [--rounds 5] [--new-bytes 512] [--recompute-bytes 128] [--budget 60]
     python bench/generate_speed.py --quick      # the tiny preset and short prompts: checks the script runs (seconds)
 """
-import argparse, json, os, platform, statistics, sysconfig, time
+import argparse, json, os, statistics, sysconfig, time
 from pathlib import Path
 
 from _harness import cpu_model

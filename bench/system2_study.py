@@ -59,7 +59,7 @@ def expected_depth(tc: TrainConfig, T: int) -> float:
 
 def forward_flops(mc: AGIConfig, depth: float) -> float:
     "Forward FLOPs per patch (2 x multiply-adds of the matrix products), System 2 at `depth` steps."
-    D, P, H, E, W, h, L = mc.d_model, mc.patch_size, mc.num_heads, mc.head_dim, mc.window_size, mc.head_hidden, mc.n_layers
+    D, P, E, W, h, L = mc.d_model, mc.patch_size, mc.head_dim, mc.window_size, mc.head_hidden, mc.n_layers
     enc = P * D * D
     layer = 17 * D * D + W * D + E * D          # qkv x2, proj, ssm out, out_proj, MLP 8 D^2; window scores+values; linear
     think = 9 * D * D + (D * D if mc.thinking_inject else 0)

@@ -1,7 +1,7 @@
 """enwik8 download against a real HTTP server on 127.0.0.1: verification, resume after a dropped connection, a server
 that ignores Range, corrupt archives, no second download, offline errors. The real-internet test runs only with
 AGIFORMER_TEST_FLAGS containing `download`."""
-import hashlib, io, json, os, socket, threading, warnings, zipfile
+import hashlib, io, json, os, socket, threading, zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np

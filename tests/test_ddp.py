@@ -1,8 +1,6 @@
 """DDP for real: two torchrun processes (gloo, 127.0.0.1) against one process with the same global batch."""
 import json, os, subprocess, sys
-from pathlib import Path
 
-import pytest
 import torch
 
 from agiformer.checkpoint import load_model

@@ -1,5 +1,5 @@
 """agiformer_eval as users run it: full split, --protocol, the JSON last line, bad input."""
-import json, subprocess, sys
+import json, subprocess
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """Hub sharing for real: loading by hub id from a local HTTP server playing the hub (HF_ENDPOINT), revisions,
 safetensors only; agiformer_push as users run it (dry run, token handling, bad input)."""
-import hashlib, http.server, json, os, subprocess, sys, threading
-from pathlib import Path
+import hashlib, http.server, os, subprocess, sys, threading
 
 import pytest
 import torch

@@ -1,6 +1,5 @@
 """The agiformer_train command as users run it: --help, Ctrl-C and resume, bad input (exit 2), a diverging run (exit 1)."""
-import json, os, signal, subprocess, sys, time
-from pathlib import Path
+import json, signal, subprocess, sys, time
 
 import pytest
 
