@@ -76,10 +76,12 @@ class SlidingWindowAttention(nn.Module):
     def step(self,
              x: torch.Tensor, # (B, D) the latent of one new patch per row
              cache: WindowCache, # from `forward(..., return_cache=True)`; updated in place
+             qkv: torch.Tensor|None=None, # (B, 3D) `self.qkv(x)`, when the caller has it (a block computes both mixers' in one product)
             ) -> torch.Tensor: # (B, D)
         B, D = x.shape
         H, W, E = self.num_heads, self.window_size, D // self.num_heads
-        q, k, v = forward_rows(self.qkv, x).view(B, 3, H, E).unbind(1)         # 3 x (B, H, E)
+        if qkv is None: qkv = forward_rows(self.qkv, x)
+        q, k, v = qkv.view(B, 3, H, E).unbind(1)                                # 3 x (B, H, E)
         slot = cache.t % W
         cache.k[:, :, slot], cache.v[:, :, slot] = k, v
         if cache.n_min < W: cache.filled[:, slot] = True                        # once every ring is full it stays full
@@ -126,7 +128,9 @@ class LinearAttention(nn.Module):
         q, k, v = self.projections(x)                                      # 3 x (B, N, H, E)
         return feature_map(q) / math.sqrt(q.shape[-1]), feature_map(k), v
 
-    def _out(self, o: torch.Tensor) -> torch.Tensor: return self.dropout(self.norm(forward_rows(self.out_proj, o)))
+    def _out(self, o: torch.Tensor) -> torch.Tensor:
+        o = self.norm(forward_rows(self.out_proj, o))
+        return self.dropout(o) if self.training else o                     # eval dropout is the identity: skip the call
 
     def forward(self,
                 x: torch.Tensor, # (B, N, D) patch latents
@@ -146,8 +150,11 @@ class LinearAttention(nn.Module):
     def step(self,
              x: torch.Tensor, # (B, D) the latent of one new patch per row
              cache: LinearCache, # from `forward(..., return_cache=True)`; updated in place
+             qkv: torch.Tensor|None=None, # (B, 3D) `self.qkv(x)`, when the caller has it (a block computes both mixers' in one product)
             ) -> torch.Tensor: # (B, D)
-        out = linear_attention_step(*self.projections(x), (cache.S, cache.z))  # (B, H, E)
+        q, k, v = (self.projections(x) if qkv is None else
+                   qkv.float().view(x.shape[0], 3, self.num_heads, -1).unbind(1))  # 3 x (B, H, E)
+        out = linear_attention_step(q, k, v, (cache.S, cache.z))             # (B, H, E)
         return self._out(out.reshape(x.shape))
 
 # %% ../nbs/02a_attention.ipynb #20

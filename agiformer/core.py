@@ -16,7 +16,7 @@ from fastcore.script import anno_parser
 __all__ = ['ATTN_IMPLS', 'POSITION_SCHEMES', 'PRESETS', 'LN2', 'USER_ERRORS', 'from_known_keys', 'AGIConfig', 'check_bytes',
            'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed', 'count_params', 'check_int', 'check_float',
            'eval_mode', 'atomic_write', 'resolve_device', 'is_hub_id', 'fail', 'cli', 'derived', 'linear_rows',
-           'forward_rows']
+           'forward_rows', 'linear_rows_cat']
 
 # %% ../nbs/00_core.ipynb #5
 def from_known_keys(cls, d: dict):
@@ -279,12 +279,12 @@ def derived(key: str, # names the derived tensor among those cached on sources[0
             make, # () -> the tensor, computed from `sources`
             *sources: torch.Tensor, # what it depends on; it is cached on the first
            ) -> torch.Tensor:
-    "`make()`, cached on `sources[0]` until a source changes in place (its version) or is moved (its storage)."
+    "`make()` (a tensor, or a tuple of them), cached on `sources[0]` until a source changes in place (its version) or is moved (its storage)."
     stamp = [(s.data_ptr(), s._version) for s in sources]
     cache = sources[0].__dict__.setdefault('_agiformer_derived', {})
     hit = cache.get(key)
     if hit is not None and hit[0] == stamp: return hit[1]
-    with torch.inference_mode(False), torch.no_grad(): t = make()       # a plain tensor, also when made under inference mode
+    with torch.inference_mode(False), torch.no_grad(): t = make()       # plain tensors, also when made under inference mode
     cache[key] = (stamp, t)
     return t
 
@@ -313,3 +313,16 @@ def forward_rows(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
             if s.training or not isinstance(s, torch.nn.Dropout): x = forward_rows(s, x)   # eval dropout: the identity
         return x
     return m(x)
+
+def linear_rows_cat(x: torch.Tensor, # (M, in) rows that every layer of `linears` reads
+                    linears: list, # `nn.Linear` modules with the same input width
+                    key: str, # names the stacked matrix among those cached on the first weight
+                   ) -> torch.Tensor: # (M, sum of their widths): each layer's output, side by side
+    "`torch.cat([m(x) for m in linears], -1)`; without gradients on the CPU, one product with their matrices stacked (cached)."
+    if torch.is_grad_enabled() or not x.is_cpu or x.dim() != 2:
+        return torch.cat([F.linear(x, m.weight, m.bias) for m in linears], -1)
+    ws, bs = [m.weight for m in linears], [m.bias for m in linears]
+    def stack():                            # (in, sum out) contiguous, and the biases (zeros for a layer without one)
+        return torch.cat(ws).t().contiguous(), torch.cat([w.new_zeros(w.shape[0]) if b is None else b for w, b in zip(ws, bs)])
+    w, b = derived(key, stack, *ws, *[b for b in bs if b is not None])
+    return torch.addmm(b, x, w)

@@ -84,5 +84,5 @@ class ByteLatentEncoder(nn.Module):
              pos: torch.Tensor, # (B,) long: each row's patch position
             ) -> torch.Tensor: # (B, D) its latent
         p = self.patch_rows(x)                                                # (B, D): the conv's one output
-        p = rotate(p, rotary_angles(self.position_ids(pos), self.inv_freq))  # angles (B, D)
-        return self.dropout(self.norm(p))
+        p = self.norm(rotate(p, rotary_angles(self.position_ids(pos), self.inv_freq)))  # angles (B, D)
+        return self.dropout(p) if self.training else p                   # eval dropout is the identity: skip the call

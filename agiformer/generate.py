@@ -119,7 +119,7 @@ def prefill_prompts(model: AGIFORMER, data: list[bytes], **think): # -> (latents
     lats, caches = [], []
     for d in data:
         x = torch.tensor(list(d[:len(d) // P * P]), dtype=torch.long, device=dev)[None]    # (1, n P)
-        z, c = model.prefill(x, **think)          # think: thinking_steps=, halt_threshold=
+        z, c = model.prefill(x, last_only=True, **think)   # think: thinking_steps=, halt_threshold=; z (1, 1, D)
         lats.append(z[:, -1]); caches.append(c)
     return torch.cat(lats), AGICache.cat(caches)
 

@@ -154,9 +154,11 @@ def linear_attention_step(q: torch.Tensor, # (B, H, E) raw query projection of o
     "One position of causal linear attention: add phi(k) v^T to the carried state, then read it with phi(q)."
     S, z = state
     B, H, E = q.shape
-    fq = (feature_map(q.to(S.dtype)) / math.sqrt(E)).reshape(B * H, 1, E)                  # (BH, 1, E)
-    fk = feature_map(k.to(S.dtype)).reshape(B * H, E, 1)                                    # (BH, E, 1)
+    dt = q.dtype
+    if dt != S.dtype: q, k, v = q.to(S.dtype), k.to(S.dtype), v.to(S.dtype)
+    fq, fk = feature_map(q).reshape(B * H, 1, E), feature_map(k).reshape(B * H, E, 1)    # (BH, 1, E), (BH, E, 1)
     Sf, zf = S.view(B * H, E, E), z.view(B * H, E, 1)
-    Sf.baddbmm_(fk, v.to(S.dtype).reshape(B * H, 1, E)); zf.add_(fk)                       # the state now includes this position
-    out = torch.bmm(fq, Sf) / (torch.bmm(fq, zf) + eps)                                  # (BH, 1, E)
-    return out.view(B, H, E).to(q.dtype)
+    Sf.baddbmm_(fk, v.reshape(B * H, 1, E)); zf.add_(fk)                                   # the state now includes this position
+    # phi(q)/c S / (phi(q)/c z + eps) with c = sqrt(E), written as phi(q) S / (phi(q) z + c eps): one operation fewer
+    out = torch.bmm(fq, Sf) / (torch.bmm(fq, zf) + eps * math.sqrt(E))                    # (BH, 1, E)
+    return out.view(B, H, E) if dt == S.dtype else out.view(B, H, E).to(dt)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from huggingface_hub import PyTorchModelHubMixin
 
-from .core import AGIConfig, check_bytes, count_params, forward_rows
+from .core import AGIConfig, check_bytes, count_params, forward_rows, linear_rows_cat
 from .encoder import ByteLatentEncoder
 from .attention import SlidingWindowAttention, LinearAttention, WindowCache, LinearCache
 from .reasoning import RecurrentReasoningBlock
@@ -58,7 +58,8 @@ class HybridBlock(nn.Module):
              cache: BlockCache, # updated in place
             ) -> torch.Tensor: # (B, D)
         h = self.norm1(x)
-        x = x + forward_rows(self.out_proj, self.attn.step(h, cache.window) + self.ssm.step(h, cache.linear))
+        qa, qs = linear_rows_cat(h, [self.attn.qkv, self.ssm.qkv], 'mixers_qkv').chunk(2, dim=-1)   # both mixers' q, k, v
+        x = x + forward_rows(self.out_proj, self.attn.step(h, cache.window, qa) + self.ssm.step(h, cache.linear, qs))
         return x + forward_rows(self.mlp, self.norm_mlp(x))
 
 # %% ../nbs/05_model.ipynb #8
@@ -141,6 +142,7 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
                 x: torch.Tensor, # (B, L) byte ids of B prompts of equal length, L a multiple of patch_size
                 thinking_steps: int|None=None, # System 2 depth (default: config); the most with halting
                 halt_threshold: float|None=None, # adaptive halting (see the reasoning chapter)
+                last_only: bool=False, # System 2 on the last patch only (all that generation reads): latents (B, 1, D)
                ): # -> latents (B, N, D) after System 2, AGICache
         "Run the parallel forms over whole patches; return the latents and the cache that `step` continues from."
         x = check_bytes(x, self.patch_size, 'x')
@@ -148,6 +150,7 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
         for layer in self.layers:
             h, c = layer(h, return_cache=True); caches.append(c)
         pos = torch.full((x.shape[0],), h.shape[1], dtype=torch.long, device=x.device)
+        if last_only: h = h[:, -1:]          # the final norm and System 2 work on each latent alone
         z = self.reasoning(self.norm_f(h), thinking_steps=thinking_steps, halt_threshold=halt_threshold)
         return z, AGICache(caches, pos)
 

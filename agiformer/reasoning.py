@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .core import forward_rows
+from .core import forward_rows, linear_rows_cat
 
 # %% auto #0
 __all__ = ['RecurrentReasoningBlock']
@@ -39,8 +39,13 @@ class RecurrentReasoningBlock(nn.Module):
         if self.inject is not None:
             if z0 is None: raise ValueError("this block injects the backbone's latent into every step: give z0")
             n = n + forward_rows(self.inject, z0)
-        u, g = forward_rows(self.think_mlp, n), torch.sigmoid(forward_rows(self.gate, n))
-        return z + g * u, g, u
+        mlp = self.think_mlp                                              # Linear, GELU, Linear, Dropout
+        if n.dim() == 2:        # rows (generation): the MLP's first layer and the gate read n in one product
+            h, gl = linear_rows_cat(n, [mlp[0], self.gate], 'think_gate').split([mlp[0].out_features, n.shape[-1]], dim=-1)
+            u, g = forward_rows(mlp[2], mlp[1](h)), torch.sigmoid(gl)
+            if self.training: u = mlp[3](u)
+        else: u, g = forward_rows(mlp, n), torch.sigmoid(forward_rows(self.gate, n))
+        return torch.addcmul(z, g, u), g, u
 
     def forward(self,
                 z: torch.Tensor, # (..., D) latents from the backbone: (B, N, D), or (B, D) for one patch per row

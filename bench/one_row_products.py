@@ -6,7 +6,9 @@ and 256x1024, written out x in), 12 of each shape: every shape's matrices togeth
 cache, as in a real step, where each matrix is read once per patch. Prints microseconds per matrix for each layout,
 the faster one, the layout `agiformer.core.linear_rows` picks for that shape (the transposed copy unless the
 matrix is wider than it is tall, in > out), and the time a plain read of the same matrices takes (their sum), then
-the total over one of each shape, and the machine.
+the total over one of each shape, and the machine. Then two pairs of products that read the same row, as
+`agiformer.core.linear_rows_cat` computes them: two 768x256 (a hybrid block's two mixers) and a 1024x256 with a
+256x256 (System 2's MLP and gate), each pair as two products against one product with the stacked matrix.
 
     python bench/one_row_products.py [--threads 1]
 """
@@ -53,6 +55,17 @@ def main():
               f"the faster product takes {min(st, tr) / rd:.2f}x that")
     print(f"one matrix of each shape: stored {tot['stored']:.0f} us, transposed {tot['transposed']:.0f} us, "
           f"linear_rows' choice {tot['rule']:.0f} us: F.linear / linear_rows' choice = {tot['stored'] / tot['rule']:.2f}x")
+    for outs in [(768, 768), (1024, 256)]:      # pairs that read one row: apart, and stacked (transposed layouts)
+        parts = [[torch.randn(256, o) for o in outs] for _ in range(a.copies)]
+        bias = [[torch.randn(o) for o in outs] for _ in range(a.copies)]
+        stacked = [torch.cat(ws, 1).contiguous() for ws in parts]
+        sbias = [torch.cat(bs) for bs in bias]
+        x = torch.randn(1, 256)
+        with torch.inference_mode():
+            apart = per_matrix_us(lambda: [torch.addmm(b, x, w) for ws, bs in zip(parts, bias) for w, b in zip(ws, bs)], a.copies)
+            one = per_matrix_us(lambda: [torch.addmm(b, x, w) for w, b in zip(stacked, sbias)], a.copies)
+        print(f"{' + '.join(f'{o}x256' for o in outs)}: apart {apart:6.1f} us, stacked as one {sum(outs)}x256 {one:6.1f} us: "
+              f"stacked / apart = {one / apart:.2f}x")
 
 
 if __name__ == '__main__':
