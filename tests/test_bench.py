@@ -88,6 +88,8 @@ def test_one_row_products():
                       r'\([\d.]+x\); linear_rows reads: (stored|transposed); a plain read \(sum\) +[\d.]+ us', out)
     assert len(rows) == 4 and [r[1] for r in rows] == ['transposed'] * 3 + ['stored'], out
     assert re.search(r"linear_rows' choice \d+ us: F\.linear / linear_rows' choice = [\d.]+x", out), out
+    pairs = re.findall(r'(\d+x256 \+ \d+x256): apart +[\d.]+ us, stacked as one (\d+)x256 +[\d.]+ us: stacked / apart = [\d.]+x', out)
+    assert pairs == [('768x256 + 768x256', '1536'), ('1024x256 + 256x256', '1280')], out
 
 
 def test_step_speed_ab():
@@ -95,3 +97,5 @@ def test_step_speed_ab():
     out = run('bench/step_speed_ab.py', '--pairs', '1', '--preset', 'tiny', '--patches', '8')
     assert re.search(r'pair 1: HEAD [\d.]+ ms/patch, working tree [\d.]+ ms/patch: [\d.]+x', out), out
     assert re.search(r'HEAD / working tree, ms per decoded patch \(tiny, one thread\): median [\d.]+x', out), out
+    out = run('bench/step_speed_ab.py', '--pairs', '1', '--preset', 'tiny', '--patches', '4', '--mode', 'generate')
+    assert re.search(r'HEAD / working tree, ms per patch of generate\(\), prefill included \(tiny, one thread\): median [\d.]+x', out), out
