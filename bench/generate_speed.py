@@ -7,9 +7,10 @@ greedy, a prompt of Python stdlib source:
   - per-byte decode time with a 16,384-byte prompt within 1.2x of the 1,024-byte case;
   - prefill of a 65,536-byte prompt at batch 1 succeeds (time and peak memory reported).
 
-Two recompute paths are timed. "original": the original's generation loop, exactly: for every new patch,
-`model(last 1,024 bytes)` with the original's attention algorithms (attn_impl='reference'), which decodes a next
-patch for every position, and the last one is kept; the ratio target is against it. "lean": `recompute_generate(...,
+Two recompute paths are timed. "original": the original's generation loop, exactly: for every new patch, the whole
+model over the last 1,024 bytes with the original's algorithms, the attention ones (attn_impl='reference') and its
+head's decode (the GRU module called byte by byte on concat(embedding of the previous byte, context), for every
+position: `original_decode`), and the last patch is kept; the ratio target is against it. "lean": `recompute_generate(...,
 context_bytes=1024)`, the same algorithm with this project's attention kernels, decoding only the last latent; its
 ratio is printed too. A recompute costs the same for every patch (always a 1,024-byte window), so a measurement
 stops early, with the rate over the bytes made so far, once it has run `--budget` seconds.
@@ -91,13 +92,27 @@ def rss_kb(field: str) -> int:
     return -1
 
 
+def original_decode(head, latents):
+    "The original head's greedy decode: for every latent, P bytes one at a time through the GRU module, its state carried."
+    import torch
+    B, N, _ = latents.shape
+    c = head.proj_latent(latents).reshape(B * N, 1, -1)                          # (BN, 1, hidden)
+    prev, h, out = torch.zeros(B * N, 1, dtype=torch.long), None, []
+    for _ in range(head.patch_size):
+        o, h = head.rnn(torch.cat([head.byte_emb(prev), c], dim=-1), h)          # (BN, 1, hidden)
+        prev = head.head(o).argmax(dim=-1)                                        # (BN, 1)
+        out.append(prev)
+    return torch.cat(out, dim=1).view(B, N, -1)                                   # (B, N, P)
+
+
 def original_patches(model, prompt: bytes, context: int=1024):
-    "The original's greedy loop, one new patch per iteration: model(x) over the last `context` bytes, keep its last patch."
+    "The original's greedy loop, one new patch per iteration: the model over the last `context` bytes, keep its last patch."
     import torch
     seq = list(prompt)
     with torch.no_grad():
         while True:
-            pred = model(torch.tensor(seq[-context:], dtype=torch.long)[None])   # (1, N, P): a next patch per position
+            x = torch.tensor(seq[-context:], dtype=torch.long)[None]
+            pred = original_decode(model.head, model.reasoning(model.backbone(x)))  # (1, N, P): a next patch per position
             new = pred[0, -1].tolist()
             seq += new
             yield bytes(new)

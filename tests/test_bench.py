@@ -1,5 +1,5 @@
 """The benchmark scripts of bench/ run end to end (tiny sizes, real subprocesses); figures are not asserted."""
-import os, re, subprocess, sys
+import json, os, re, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -39,11 +39,12 @@ def test_generate_speed_quick():
     assert re.search(r'decode time per patch [\d.]+ ms vs the weight-streaming limit [\d.]+ ms', out), out
     assert re.search(r'stateful / original within each round: median [\d.]+x, [\d.]+x to [\d.]+x over 2 rounds', out), out
     assert re.search(r'the same structure with d_model 32 .+: [\d.]+ ms per patch, \d+% of the tiny model', out), out
+    res = json.loads(out.strip().splitlines()[-1])
+    assert all(r['recompute_paths_agree'] for r in res['by_threads'].values()), res   # the original's decode = the head's
 
 
 def test_system2_study_quick():
     "The study's grid, tiny and short, into a temporary directory: one record per configuration, every field filled."
-    import json
     out = run('bench/system2_study.py', '--quick', timeout=900)
     path = Path(re.search(r'results: (\S+)', out).group(1))
     assert not str(path).startswith(str(ROOT / 'bench' / 'results')), path          # never over the committed results
