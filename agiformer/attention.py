@@ -119,9 +119,9 @@ class LinearAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(d_model)
 
-    def projections(self, x: torch.Tensor):
-        "Raw q, k, v (..., H, E) of latents (..., D), in float32 (also under autocast)."
-        return forward_rows(self.qkv, x).float().unflatten(-1, (3, self.num_heads, -1)).unbind(-3)
+    def projections(self, x: torch.Tensor, qkv: torch.Tensor|None=None):
+        "Raw q, k, v (..., H, E) of latents (..., D), or of their projection `qkv` when the caller has it, in float32 (also under autocast)."
+        return (forward_rows(self.qkv, x) if qkv is None else qkv).float().unflatten(-1, (3, self.num_heads, -1)).unbind(-3)
 
     def featurize(self, x: torch.Tensor):
         "q, k, v (B, N, H, E) after the feature map and the 1/sqrt(E) scaling of q (float32 under autocast)."
@@ -152,9 +152,7 @@ class LinearAttention(nn.Module):
              cache: LinearCache, # from `forward(..., return_cache=True)`; updated in place
              qkv: torch.Tensor|None=None, # (B, 3D) `self.qkv(x)`, when the caller has it (a block computes both mixers' in one product)
             ) -> torch.Tensor: # (B, D)
-        q, k, v = (self.projections(x) if qkv is None else
-                   qkv.float().view(x.shape[0], 3, self.num_heads, -1).unbind(1))  # 3 x (B, H, E)
-        out = linear_attention_step(q, k, v, (cache.S, cache.z))             # (B, H, E)
+        out = linear_attention_step(*self.projections(x, qkv), (cache.S, cache.z))  # (B, H, E)
         return self._out(out.reshape(x.shape))
 
 # %% ../nbs/02a_attention.ipynb #20
