@@ -161,4 +161,4 @@ def linear_attention_step(q: torch.Tensor, # (B, H, E) raw query projection of o
     Sf.baddbmm_(fk, v.reshape(B * H, 1, E)); zf.add_(fk)                                   # the state now includes this position
     # phi(q)/c S / (phi(q)/c z + eps) with c = sqrt(E), written as phi(q) S / (phi(q) z + c eps): one operation fewer
     out = torch.bmm(fq, Sf) / (torch.bmm(fq, zf) + eps * math.sqrt(E))                    # (BH, 1, E)
-    return out.view(B, H, E) if dt == S.dtype else out.view(B, H, E).to(dt)
+    return out.view(B, H, E).to(dt)
