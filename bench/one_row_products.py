@@ -8,7 +8,9 @@ the faster one, the layout `agiformer.core.linear_rows` picks for that shape (th
 matrix is wider than it is tall, in > out), and the time a plain read of the same matrices takes (their sum), then
 the total over one of each shape, and the machine. Then two pairs of products that read the same row, as
 `agiformer.core.linear_rows_cat` computes them: two 768x256 (a hybrid block's two mixers) and a 1024x256 with a
-256x256 (System 2's MLP and gate), each pair as two products against one product with the stacked matrix.
+256x256 (System 2's MLP and gate), each pair as two products against one product with the stacked matrix. Last, the
+exact GELU of M rows of 1,024 values (an MLP's hidden layer), as PyTorch computes it on the CPU (oneDNN's kernel)
+against ATen's own kernel (oneDNN switched off), as `agiformer.core.gelu_rows` does up to 16,384 values.
 
     python bench/one_row_products.py [--threads 1]
 """
@@ -66,6 +68,15 @@ def main():
             one = per_matrix_us(lambda: [torch.addmm(b, x, w) for w, b in zip(stacked, sbias)], a.copies)
         print(f"{' + '.join(f'{o}x256' for o in outs)}: apart {apart:6.1f} us, stacked as one {sum(outs)}x256 {one:6.1f} us: "
               f"stacked / apart = {one / apart:.2f}x")
+    for M in (1, 4, 16, 64):                    # GELU: oneDNN's kernel (the default) against ATen's
+        xs = [torch.randn(M, 1024) for _ in range(a.copies)]
+        with torch.inference_mode():
+            onednn = per_matrix_us(lambda: [F.gelu(x) for x in xs], a.copies)
+            torch.backends.mkldnn.enabled = False
+            try: aten = per_matrix_us(lambda: [F.gelu(x) for x in xs], a.copies)
+            finally: torch.backends.mkldnn.enabled = True
+        print(f"GELU of {M:2d} x 1024: oneDNN {onednn:6.1f} us, ATen {aten:6.1f} us: ATen / oneDNN = {aten / onednn:.2f}x "
+              f"(gelu_rows uses: {'ATen' if M * 1024 <= 16384 else 'oneDNN'})")
 
 
 if __name__ == '__main__':
