@@ -16,7 +16,7 @@ from fastcore.script import anno_parser
 __all__ = ['ATTN_IMPLS', 'POSITION_SCHEMES', 'PRESETS', 'LN2', 'USER_ERRORS', 'from_known_keys', 'AGIConfig', 'check_bytes',
            'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed', 'count_params', 'check_int', 'check_float',
            'eval_mode', 'atomic_write', 'resolve_device', 'is_hub_id', 'fail', 'cli', 'derived', 'linear_rows',
-           'gelu_rows', 'forward_rows', 'linear_rows_cat']
+           'without_onednn', 'forward_rows', 'linear_rows_cat']
 
 # %% ../nbs/00_core.ipynb #5
 def from_known_keys(cls, d: dict):
@@ -305,17 +305,19 @@ def linear_rows(x: torch.Tensor, # (M, in) a few rows
     if w.shape[0] != x.shape[1]: return F.linear(x, w, bias)                                     # stored (out, in)
     return x @ w if bias is None else torch.addmm(bias, x, w)
 
-def gelu_rows(x: torch.Tensor) -> torch.Tensor:
-    "`F.gelu(x)` (the exact, erf form); without gradients on a few CPU rows (up to 16,384 values), by ATen's kernel, not oneDNN's."
-    if torch.is_grad_enabled() or x.numel() > 16384 or not x.is_cpu or not torch.backends.mkldnn.enabled: return F.gelu(x)
+def without_onednn(f, # a function of one tensor, e.g. an `nn.GELU`
+                   x: torch.Tensor,
+                  ) -> torch.Tensor:
+    "`f(x)`; without gradients on a few CPU rows (up to 16,384 values), with oneDNN switched off, so that ATen's own kernel runs."
+    if torch.is_grad_enabled() or x.numel() > 16384 or not x.is_cpu or not torch.backends.mkldnn.enabled: return f(x)
     torch.backends.mkldnn.enabled = False     # a process-wide switch, held for this one call
-    try: return F.gelu(x)
+    try: return f(x)
     finally: torch.backends.mkldnn.enabled = True
 
 def forward_rows(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    "`m(x)`, with `m` (an `nn.Linear`, or each `nn.Linear` of an `nn.Sequential`) computed by `linear_rows`, an exact `nn.GELU` by `gelu_rows`."
+    "`m(x)`, with `m` (an `nn.Linear`, or each `nn.Linear` of an `nn.Sequential`) computed by `linear_rows`, an `nn.GELU` `without_onednn`."
     if isinstance(m, torch.nn.Linear): return linear_rows(x, m.weight, m.bias)
-    if isinstance(m, torch.nn.GELU) and m.approximate == 'none': return gelu_rows(x)
+    if isinstance(m, torch.nn.GELU): return without_onednn(m, x)
     if isinstance(m, torch.nn.Sequential):
         for s in m:
             if s.training or not isinstance(s, torch.nn.Dropout): x = forward_rows(s, x)   # eval dropout: the identity

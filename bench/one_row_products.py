@@ -10,7 +10,7 @@ the total over one of each shape, and the machine. Then two pairs of products th
 `agiformer.core.linear_rows_cat` computes them: two 768x256 (a hybrid block's two mixers) and a 1024x256 with a
 256x256 (System 2's MLP and gate), each pair as two products against one product with the stacked matrix. Last, the
 exact GELU of M rows of 1,024 values (an MLP's hidden layer), as PyTorch computes it on the CPU (oneDNN's kernel)
-against ATen's own kernel (oneDNN switched off), as `agiformer.core.gelu_rows` does up to 16,384 values.
+against ATen's own kernel (oneDNN switched off), as `agiformer.core.without_onednn` does up to 16,384 values.
 
     python bench/one_row_products.py [--threads 1]
 """
@@ -76,7 +76,7 @@ def main():
             try: aten = per_matrix_us(lambda: [F.gelu(x) for x in xs], a.copies)
             finally: torch.backends.mkldnn.enabled = True
         print(f"GELU of {M:2d} x 1024: oneDNN {onednn:6.1f} us, ATen {aten:6.1f} us: ATen / oneDNN = {aten / onednn:.2f}x "
-              f"(gelu_rows uses: {'ATen' if M * 1024 <= 16384 else 'oneDNN'})")
+              f"(without_onednn uses: {'ATen' if M * 1024 <= 16384 else 'oneDNN'})")
 
 
 if __name__ == '__main__':

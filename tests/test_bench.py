@@ -91,7 +91,7 @@ def test_one_row_products():
     assert re.search(r"linear_rows' choice \d+ us: F\.linear / linear_rows' choice = [\d.]+x", out), out
     pairs = re.findall(r'(\d+x256 \+ \d+x256): apart +[\d.]+ us, stacked as one (\d+)x256 +[\d.]+ us: stacked / apart = [\d.]+x', out)
     assert pairs == [('768x256 + 768x256', '1536'), ('1024x256 + 256x256', '1280')], out
-    gelu = re.findall(r'GELU of +(\d+) x 1024: oneDNN +[\d.]+ us, ATen +[\d.]+ us: ATen / oneDNN = [\d.]+x \(gelu_rows uses: (\w+)\)', out)
+    gelu = re.findall(r'GELU of +(\d+) x 1024: oneDNN +[\d.]+ us, ATen +[\d.]+ us: ATen / oneDNN = [\d.]+x \(without_onednn uses: (\w+)\)', out)
     assert gelu == [('1', 'ATen'), ('4', 'ATen'), ('16', 'ATen'), ('64', 'oneDNN')], out
 
 
