@@ -308,8 +308,8 @@ def linear_rows(x: torch.Tensor, # (M, in) a few rows
 def without_onednn(f, # a function of one tensor, e.g. an `nn.GELU`
                    x: torch.Tensor,
                   ) -> torch.Tensor:
-    "`f(x)`; without gradients on a few CPU rows (up to 16,384 values), with oneDNN switched off, so that ATen's own kernel runs."
-    if torch.is_grad_enabled() or x.numel() > 16384 or not x.is_cpu or not torch.backends.mkldnn.enabled: return f(x)
+    "`f(x)`; without gradients on a few CPU rows (2-D, up to 16,384 values), with oneDNN switched off, so that ATen's own kernel runs."
+    if torch.is_grad_enabled() or x.dim() != 2 or x.numel() > 16384 or not x.is_cpu or not torch.backends.mkldnn.enabled: return f(x)
     torch.backends.mkldnn.enabled = False     # a process-wide switch, held for this one call
     try: return f(x)
     finally: torch.backends.mkldnn.enabled = True
