@@ -305,9 +305,7 @@ def linear_rows(x: torch.Tensor, # (M, in) a few rows
     if w.shape[0] != x.shape[1]: return F.linear(x, w, bias)                                     # stored (out, in)
     return x @ w if bias is None else torch.addmm(bias, x, w)
 
-def without_onednn(f, # a function of one tensor, e.g. an `nn.GELU`
-                   x: torch.Tensor,
-                  ) -> torch.Tensor:
+def without_onednn(f, x: torch.Tensor) -> torch.Tensor:   # f: a function of one tensor, e.g. an `nn.GELU`
     "`f(x)`; without gradients on a few CPU rows (2-D, up to 16,384 values), with oneDNN switched off, so that ATen's own kernel runs."
     if torch.is_grad_enabled() or x.dim() != 2 or x.numel() > 16384 or not x.is_cpu or not torch.backends.mkldnn.enabled: return f(x)
     torch.backends.mkldnn.enabled = False     # a process-wide switch, held for this one call
