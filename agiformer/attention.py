@@ -130,7 +130,7 @@ class LinearAttention(nn.Module):
 
     def _out(self, o: torch.Tensor) -> torch.Tensor:
         o = self.norm(forward_rows(self.out_proj, o))
-        return self.dropout(o) if self.training else o                     # eval dropout is the identity: skip the call
+        return forward_rows(self.dropout, o)                               # eval dropout: the identity, no call
 
     def forward(self,
                 x: torch.Tensor, # (B, N, D) patch latents

@@ -316,9 +316,9 @@ def forward_rows(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     "`m(x)`, with `m` (an `nn.Linear`, or each `nn.Linear` of an `nn.Sequential`) computed by `linear_rows`, an `nn.GELU` `without_onednn`."
     if isinstance(m, torch.nn.Linear): return linear_rows(x, m.weight, m.bias)
     if isinstance(m, torch.nn.GELU): return without_onednn(m, x)
+    if isinstance(m, torch.nn.Dropout) and not m.training: return x                 # eval dropout: the identity, no call
     if isinstance(m, torch.nn.Sequential):
-        for s in m:
-            if s.training or not isinstance(s, torch.nn.Dropout): x = forward_rows(s, x)   # eval dropout: the identity
+        for s in m: x = forward_rows(s, x)
         return x
     return m(x)
 

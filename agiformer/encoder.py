@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import derived
+from .core import derived, forward_rows
 
 # %% auto #0
 __all__ = ['rotate_half', 'rotary_angles', 'rotate', 'ByteLatentEncoder']
@@ -85,4 +85,4 @@ class ByteLatentEncoder(nn.Module):
             ) -> torch.Tensor: # (B, D) its latent
         p = self.patch_rows(x)                                                # (B, D): the conv's one output
         p = self.norm(rotate(p, rotary_angles(self.position_ids(pos), self.inv_freq)))  # angles (B, D)
-        return self.dropout(p) if self.training else p                   # eval dropout is the identity: skip the call
+        return forward_rows(self.dropout, p)                             # eval dropout: the identity, no call

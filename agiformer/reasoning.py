@@ -42,8 +42,7 @@ class RecurrentReasoningBlock(nn.Module):
         mlp = self.think_mlp                                              # Linear, GELU, Linear, Dropout
         if n.dim() == 2:        # rows (generation): the MLP's first layer and the gate read n in one product
             h, gl = linear_rows_cat(n, [mlp[0], self.gate], 'think_gate').split([mlp[0].out_features, n.shape[-1]], dim=-1)
-            u, g = forward_rows(mlp[2], forward_rows(mlp[1], h)), torch.sigmoid(gl)
-            if self.training: u = mlp[3](u)
+            u, g = forward_rows(mlp[3], forward_rows(mlp[2], forward_rows(mlp[1], h))), torch.sigmoid(gl)   # GELU, Linear, Dropout
         else: u, g = forward_rows(mlp, n), torch.sigmoid(forward_rows(self.gate, n))
         return torch.addcmul(z, g, u), g, u
 
