@@ -271,6 +271,9 @@ def cli(func):
         except USER_ERRORS as e:
             if os.environ.get('AGIFORMER_DEBUG'): raise
             fail(func.__name__, e)
+        except KeyboardInterrupt as e:          # Ctrl-C (a second one, or during start-up): one line, status 130
+            print(f"{func.__name__}: interrupted" + (f": {' '.join(str(e).split())}" if str(e) else ''), file=sys.stderr, flush=True)
+            sys.exit(130)
     return _f
 
 

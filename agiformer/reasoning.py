@@ -7,10 +7,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .core import forward_rows, linear_rows_cat
+from .core import check_float, check_int, forward_rows, linear_rows_cat
 
 # %% auto #0
-__all__ = ['RecurrentReasoningBlock']
+__all__ = ['check_depth', 'RecurrentReasoningBlock']
+
+# %% ../nbs/03_reasoning.ipynb #39a5a825
+def check_depth(thinking_steps: int, # the depth T asked for
+                halt_threshold: float|None=None, # adaptive halting's threshold (None: a fixed depth)
+                backprop_steps: int|None=None, # gradients through the last K steps only (None: all)
+                prefix: str='', # '--' when the values come from a command line, so the messages name its options
+               ) -> int:
+    "`thinking_steps`, once the System 2 options are checked: T >= 0, K >= 1, a finite threshold >= 0, no halting at depth 0."
+    T = check_int(f'{prefix}thinking_steps', thinking_steps, 0)
+    if backprop_steps is not None: check_int(f'{prefix}backprop_steps', backprop_steps, 1)
+    if halt_threshold is not None:
+        check_float(f'{prefix}halt_threshold', halt_threshold, 0)
+        if T == 0: raise ValueError(f"halting stops System 2 early, but the depth is 0 ({prefix}thinking_steps 0 or a model "
+                                    f"trained without System 2): drop {prefix}halt_threshold")
+    return T
 
 # %% ../nbs/03_reasoning.ipynb #5
 class RecurrentReasoningBlock(nn.Module):
@@ -54,13 +69,7 @@ class RecurrentReasoningBlock(nn.Module):
                 halt_threshold: float|None=None, # stop a latent once its relative change falls below this
                 return_steps: bool=False, # also return the steps each latent took (..., ) as floats
                ):
-        T = self.thinking_steps if thinking_steps is None else thinking_steps
-        if isinstance(T, bool) or not isinstance(T, int) or T < 0:
-            raise ValueError(f"thinking_steps must be an int >= 0, got {T!r}")
-        if backprop_steps is not None and (isinstance(backprop_steps, bool) or not isinstance(backprop_steps, int) or backprop_steps < 1):
-            raise ValueError(f"backprop_steps must be an int >= 1 (or None for all), got {backprop_steps!r}")
-        if halt_threshold is not None and not halt_threshold >= 0:
-            raise ValueError(f"halt_threshold must be a number >= 0 (or None for a fixed depth), got {halt_threshold!r}")
+        T = check_depth(self.thinking_steps if thinking_steps is None else thinking_steps, halt_threshold, backprop_steps)
         z0, zs = z, [z]
         first_grad = 0 if backprop_steps is None else max(0, T - backprop_steps)
         active = torch.ones(z.shape[:-1], dtype=torch.bool, device=z.device) if halt_threshold is not None else None
