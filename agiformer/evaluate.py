@@ -12,10 +12,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import LN2, check_float, check_int, cli, eval_mode, resolve_device
+from .core import LN2, check_int, cli, eval_mode, resolve_device
 from .checkpoint import load_model
 from .data import as_bytes_array, count_windows, eval_batches, load_corpus, split_name
 from .model import AGIFORMER
+from .reasoning import check_depth
 
 # %% auto #0
 __all__ = ['PROTOCOL', 'EvalResult', 'evaluate_bpc', 'protocol_bpc', 'windows_to_score', 'agiformer_eval']
@@ -84,11 +85,11 @@ def evaluate_bpc(model: AGIFORMER, # the model (its train/eval mode is restored 
             if i % world == rank:
                 x, y = seq[:, :-P], seq[:, P:]                               # (b, W - P) each
                 with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    out = model(x, y, thinking_steps=T, halt_threshold=halt_threshold, return_latents=True)
-                    ce = F.cross_entropy(out.logits.reshape(-1, 256).float(), y.reshape(-1), reduction='none')  # nats
+                    logits, used = model(x, y, thinking_steps=T, halt_threshold=halt_threshold, return_steps=True)
+                    ce = F.cross_entropy(logits.reshape(-1, 256).float(), y.reshape(-1), reduction='none')  # nats
                 nats += ce.double().sum()
                 count += ce.numel()
-                steps += out.steps_used.double().sum(); latents += out.steps_used.numel()
+                steps += used.double().sum(); latents += used.numel()
             bar.update(1)
         bar.close()
     if world > 1:
@@ -149,10 +150,10 @@ def agiformer_eval(checkpoint: str=None, # run directory, model directory, .safe
         raise ValueError("--protocol fixes the windows (64 of 1,024 bytes): drop --window / --n_windows")
     split_name(split); check_int('--window', window, 1); check_int('--batch_size', batch_size, 1)    # before any work
     if n_windows is not None: check_int('--n_windows', n_windows, 1)
-    if thinking_steps is not None: check_int('--thinking_steps', thinking_steps, 0)
-    if halt_threshold is not None: check_float('--halt_threshold', halt_threshold, 0)
+    check_depth(thinking_steps, halt_threshold, prefix='--')
     dev = resolve_device(device)
     model = load_model(checkpoint, dev, **({} if positions is None else dict(positions=positions)))
+    check_depth(model.config.thinking_steps if thinking_steps is None else thinking_steps, halt_threshold, prefix='--')
     if window % model.patch_size or window < 2 * model.patch_size:
         raise ValueError(f"--window {window} must be a multiple of the model's patch_size {model.patch_size} and hold at "
                          f"least 2 patches (e.g. --window {max(2, window // model.patch_size) * model.patch_size})")

@@ -13,13 +13,13 @@ from .core import check_float, check_int, forward_rows, linear_rows_cat
 __all__ = ['check_depth', 'RecurrentReasoningBlock']
 
 # %% ../nbs/03_reasoning.ipynb #39a5a825
-def check_depth(thinking_steps: int, # the depth T asked for
+def check_depth(thinking_steps: int|None, # the depth T asked for (None: not known yet, e.g. the checkpoint's own)
                 halt_threshold: float|None=None, # adaptive halting's threshold (None: a fixed depth)
                 backprop_steps: int|None=None, # gradients through the last K steps only (None: all)
                 prefix: str='', # '--' when the values come from a command line, so the messages name its options
                ) -> int:
     "`thinking_steps`, once the System 2 options are checked: T >= 0, K >= 1, a finite threshold >= 0, no halting at depth 0."
-    T = check_int(f'{prefix}thinking_steps', thinking_steps, 0)
+    T = None if thinking_steps is None else check_int(f'{prefix}thinking_steps', thinking_steps, 0)
     if backprop_steps is not None: check_int(f'{prefix}backprop_steps', backprop_steps, 1)
     if halt_threshold is not None:
         check_float(f'{prefix}halt_threshold', halt_threshold, 0)
@@ -70,7 +70,7 @@ class RecurrentReasoningBlock(nn.Module):
                 return_steps: bool=False, # also return the steps each latent took (..., ) as floats
                ):
         T = check_depth(self.thinking_steps if thinking_steps is None else thinking_steps, halt_threshold, backprop_steps)
-        z0, zs = z, [z]
+        z0, zs, done = z, [z] if return_all else None, 0     # only the current latent is kept unless all are asked for
         first_grad = 0 if backprop_steps is None else max(0, T - backprop_steps)
         active = torch.ones(z.shape[:-1], dtype=torch.bool, device=z.device) if halt_threshold is not None else None
         used = torch.zeros(z.shape[:-1], device=z.device) if active is not None else None
@@ -84,9 +84,9 @@ class RecurrentReasoningBlock(nn.Module):
                 new = torch.where(active[..., None], new, z)                               # halted latents stay
                 used = used + active
                 active = active & (rel >= halt_threshold)
-            z = new
-            zs.append(z)
+            z, done = new, done + 1
+            if zs is not None: zs.append(z)
             if active is not None and not active.any(): break
-        if used is None: used = torch.full(z.shape[:-1], float(len(zs) - 1), device=z.device) if return_steps else None
+        if used is None: used = torch.full(z.shape[:-1], float(done), device=z.device) if return_steps else None
         out = (z, zs) if return_all else z
         return (*out, used) if return_all and return_steps else (out, used) if return_steps else out

@@ -58,7 +58,7 @@ class TrainConfig:
         if self.val_windows is not None: check_int('TrainConfig.val_windows (None = the full split)', self.val_windows, 1)
         check_int('TrainConfig.warmup_steps', self.warmup_steps, 0)
         check_int('TrainConfig.position_offsets', self.position_offsets, 0)
-        check_int('TrainConfig.seed', self.seed)
+        check_int('TrainConfig.seed', self.seed, 0, 2**32 - 1)
         check_float('TrainConfig.lr', self.lr, 0, lo_open=True)
         for n in ('weight_decay', 'grad_clip'): check_float(f"TrainConfig.{n}", getattr(self, n), 0)
         check_float('TrainConfig.min_lr_ratio', self.min_lr_ratio, 0, 1)
@@ -69,8 +69,19 @@ class TrainConfig:
         if self.amp not in AMP_MODES: raise ValueError(f"unknown amp {self.amp!r}; choose one of {AMP_MODES}")
 
     def check_model(self, mc: AGIConfig) -> TrainConfig:
-        "This config, if it can train the model `mc` (its windows are whole patches); a clear error otherwise."
-        P = mc.patch_size
+        "This config, if it can train the model `mc` (whole patches, System 2 options that act, distinct positions); a clear error otherwise."
+        P, T, K = mc.patch_size, mc.thinking_steps, self.thinking_backprop
+        idle = [o for o, on in (('--thinking_sampler', self.thinking_sampler != 'fixed'), ('--thinking_backprop', K is not None),
+                                ('--thinking_inject', mc.thinking_inject)) if on and T == 0]
+        if idle: raise ValueError(f"{' and '.join(idle)} shape System 2's steps, but thinking_steps is 0 (System 2 is off): "
+                                  "drop it, or give --thinking_steps")
+        deepest = {'fixed': T, 'uniform': 2 * T - 1, 'poisson_lognormal': 4 * T}[self.thinking_sampler]
+        if K is not None and K >= deepest > 0:
+            raise ValueError(f"--thinking_backprop {K} truncates nothing: with thinking_steps {T} and the {self.thinking_sampler} "
+                             f"sampler a step runs at most {deepest} System 2 steps; give a value below {deepest}, or drop it")
+        if self.seq_len // P + self.position_offsets > 2**24:
+            raise ValueError(f"position_offsets {self.position_offsets:,} puts patch positions above 2^24, where float32 no longer "
+                             f"tells neighbouring positions apart: give at most {2**24 - self.seq_len // P:,}")
         if self.seq_len % P:
             raise ValueError(f"seq_len {self.seq_len} is not a multiple of patch_size {P}: use --seq_len "
                              f"{max(1, round(self.seq_len / P)) * P}")

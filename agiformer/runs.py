@@ -4,9 +4,11 @@
 
 # %% ../nbs/08a_runs.ipynb #8006a419
 from __future__ import annotations
-import io, json
+import io, json, os, re, shutil, tempfile
 from dataclasses import dataclass
 from pathlib import Path
+try: import fcntl
+except ImportError: fcntl = None                  # Windows: msvcrt below
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -14,8 +16,9 @@ from matplotlib.figure import Figure
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['X_AXES', 'read_metrics', 'read_run_config', 'NbFigure', 'save_png', 'Curve', 'ema', 'find_runs', 'best_val',
-           'bpc_curves', 'plot_bpc_curves', 'run_summary']
+__all__ = ['X_AXES', 'RUN_FILES', 'CHECKPOINT_FILES', 'read_metrics', 'read_run_config', 'NbFigure', 'save_png', 'Curve', 'ema',
+           'find_runs', 'best_val', 'bpc_curves', 'plot_bpc_curves', 'run_summary', 'replace_dir', 'recover_dir',
+           'clean_interrupted', 'RunLock', 'check_run_dir', 'claim_run_dir']
 
 # %% ../nbs/08a_runs.ipynb #58ce9512
 def read_metrics(run, # a run directory, or its metrics.jsonl
@@ -36,12 +39,19 @@ def read_metrics(run, # a run directory, or its metrics.jsonl
 
 def read_run_config(out, # a run directory
                    ) -> dict:
-    "The `config.json` of the run in `out`, with a clear error if there is no run there."
+    "The `config.json` of the run in `out` (a JSON object with 'model' and 'train' sections); a one-line error naming the file otherwise."
     p = Path(out) / 'config.json'
-    if not (Path(out) / 'metrics.jsonl').exists() or not p.exists():
-        raise FileNotFoundError(f"{out} holds no run to resume (no config.json and metrics.jsonl): check --out, "
-                                "or start a new run without --resume")
-    return json.loads(p.read_text())
+    if not p.is_file():
+        raise FileNotFoundError(f"{out} holds no run (no config.json written by agiformer_train): check --out, or start "
+                                "a new run without --resume")
+    try: cfg = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: cfg = f"not JSON ({e})"
+    lacks = ([k for k in ('model', 'train') if not isinstance(cfg.get(k), dict)] if isinstance(cfg, dict)
+             else [f"{cfg if isinstance(cfg, str) else 'a JSON ' + type(cfg).__name__ + ', not an object'}"])
+    if lacks:
+        raise ValueError(f"{p} is not a run config ({'no ' + ' or '.join(repr(k) for k in lacks) + ' section' if isinstance(cfg, dict) else lacks[0]}): "
+                         "restore it as agiformer_train wrote it, or start a new run in another --out")
+    return cfg
 
 # %% ../nbs/08a_runs.ipynb #53e0d70d
 class NbFigure(Figure):
@@ -151,3 +161,120 @@ def run_summary(run) -> dict:
     best = min(va, key=lambda r: r['loss']) if va else None
     return dict(config=cfg, steps=tr[-1]['step'] if tr else 0, bytes=tr[-1]['bytes'] if tr else 0,
                 seconds=tr[-1]['time'] if tr else 0.0, best=best, last_val=va[-1] if va else None)
+
+# %% ../nbs/08a_runs.ipynb #90fad92e
+RUN_FILES = ('config.json', 'metrics.jsonl', 'log.txt', 'bpc.png', 'best', 'last', '.lock')   # what a run writes at its top
+CHECKPOINT_FILES = ('model.safetensors', 'config.json', 'trainer_state.pt')                # what best/ and last/ hold
+_DEBRIS = re.compile(r'\.(best|last)\.(new\..+|old)|\..+\.tmp')     # what an interrupted swap or atomic write leaves
+
+def _umask_dir(p: Path) -> Path:
+    "Give a directory made by `mkdtemp` (0700) the permissions of a `mkdir` under the user's umask."
+    umask = os.umask(0); os.umask(umask)
+    os.chmod(p, 0o777 & ~umask)
+    return p
+
+def replace_dir(target, write_fn) -> Path:
+    "Write a directory atomically: `write_fn(tmp_dir)` fills a fresh sibling, which is then swapped in for `target`."
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _umask_dir(Path(tempfile.mkdtemp(dir=target.parent, prefix=f'.{target.name}.new.')))
+    old = target.with_name(f'.{target.name}.old')
+    try:
+        write_fn(tmp)
+        if old.exists(): shutil.rmtree(old)
+        if target.exists(): os.replace(target, old)
+        os.replace(tmp, target)                        # a crash between the two renames leaves `.old`: see recover_dir
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+def recover_dir(target) -> Path:
+    "Put back `target` from its `.old` copy if a swap was cut off between its two renames."
+    target = Path(target)
+    old = target.with_name(f'.{target.name}.old')
+    if not target.exists() and old.exists(): os.replace(old, target)
+    return target
+
+def clean_interrupted(out) -> list[str]:
+    "Undo what interrupted saves left in run directory `out`: a cut-off swap is put back, half-written copies deleted. Returns what was removed."
+    out, gone = Path(out), []
+    for name in ('best', 'last'): recover_dir(out / name)
+    for d in (out, out / 'best', out / 'last'):
+        for p in sorted(d.iterdir()) if d.is_dir() else []:
+            if not _DEBRIS.fullmatch(p.name): continue
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+            gone.append(str(p.relative_to(out)))
+    return gone
+
+class RunLock:
+    "An exclusive lock on run directory `out` (an OS lock on `out/.lock`), held until `release()` or the process ends."
+    def __init__(self, out):
+        self.path = Path(out) / '.lock'
+        self.f = open(self.path, 'a+')
+        try:
+            if fcntl: fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else: import msvcrt; msvcrt.locking(self.f.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            self.f.seek(0); who = self.f.read().strip() or '?'; self.f.close()
+            raise BlockingIOError(f"{Path(out)} is in use by another training run (process {who}): wait for it to end, "
+                                  "or choose another --out") from None
+        self.f.seek(0); self.f.truncate(); self.f.write(str(os.getpid())); self.f.flush()
+    def release(self):
+        "Give the lock back (closing the file releases it)."
+        if not self.f.closed: self.f.close()
+
+def check_run_dir(out, # the run directory asked for
+                  resume: bool=False, # continue the run there
+                  overwrite: bool=False, # start a new run where one lives
+                 ) -> bool:
+    "Whether `out` holds a run; a one-line error if the trainer may not write there as asked. Writes nothing."
+    out = Path(out)
+    if resume and overwrite:
+        raise ValueError(f"--resume continues the run in {out} and --overwrite starts a new one there: give one of them")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file: give a directory for the run (a new one, an empty one, or one that holds a run)")
+    names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if resume or 'config.json' in names:
+        try: read_run_config(out)
+        except (OSError, ValueError):
+            if resume or overwrite: raise
+    else: return _no_run(out, names)
+    if not resume and not overwrite:
+        raise FileExistsError(f"{out} already holds a run: continue it with --resume, or choose another --out (or pass "
+                              "--overwrite to start again there)")
+    theirs = [f"{d}/{p.name}" for d in ('best', 'last') if (out / d).is_dir() for p in (out / d).iterdir()
+              if p.name not in CHECKPOINT_FILES and not _DEBRIS.fullmatch(p.name)]
+    if overwrite and theirs:
+        raise FileExistsError(f"--overwrite would delete {out / theirs[0]}, which no training run wrote: move it out of "
+                              f"{out} first")
+    return True
+
+def _no_run(out: Path, names: list) -> bool:
+    names = [n for n in names if n != '.lock' and not _DEBRIS.fullmatch(n)]
+    if names:
+        raise FileExistsError(f"--out {out} holds files that are not a training run ({', '.join(names[:3])}"
+                              f"{', ...' if len(names) > 3 else ''}): give a new or empty folder (nothing in it was touched)")
+    return False
+
+def claim_run_dir(out, # the run directory
+                  resume: bool=False, # continue the run there
+                  overwrite: bool=False, # start a new run where one lives: its files are removed
+                 ) -> RunLock:
+    "Lock `out` for one training run (made if new), after `check_run_dir`; clean up interrupted saves, and with `overwrite` the old run."
+    out = Path(out)
+    check_run_dir(out, resume, overwrite)               # before anything is written: a folder that is not a run stays as it is
+    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out)
+    try:
+        is_run = check_run_dir(out, resume, overwrite)  # again, under the lock: another run may have started meanwhile
+        clean_interrupted(out)
+        if is_run and overwrite:
+            for d in ('best', 'last'):
+                for name in CHECKPOINT_FILES: (out / d / name).unlink(missing_ok=True)
+                if (out / d).is_dir(): (out / d).rmdir()
+            for name in ('config.json', 'metrics.jsonl', 'log.txt', 'bpc.png'): (out / name).unlink(missing_ok=True)
+    except BaseException:
+        lock.release(); raise
+    return lock

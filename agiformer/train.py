@@ -8,11 +8,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .core import AGIConfig, check_int, cli
+from .core import AGIConfig, check_int, cli, fail
 from .checkpoint import load_model
-from .runs import read_run_config
+from .runs import check_run_dir
 from .recipe import TrainConfig, train_recipe
-from .trainer import Trainer, TrainingDiverged
+from .trainer import Trainer, TrainingDiverged, run_configs
 
 # %% auto #0
 __all__ = ['agiformer_train']
@@ -65,8 +65,7 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
                    ):
     "Train AGIFORMER with the original's recipe (or your changes); checkpoints, metrics and logs go to --out."
     if thinking_steps is not None: check_int('--thinking_steps', thinking_steps, 0)
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise ValueError(f"--out {out} is a file: give a directory for the run (a new one, or one that holds a run)")
+    if out is not None: check_run_dir(out, resume, overwrite)        # a folder that is not a run is refused before any work
     tkw = _given(data=data, data_dir=data_dir, steps=steps, batch_size=batch_size, seq_len=seq_len, position_offsets=position_offsets,
                  thinking_sampler=thinking_sampler, thinking_backprop=thinking_backprop,
                  grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, schedule=schedule,
@@ -81,9 +80,9 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
         if out is None: raise ValueError("--resume needs --out, the run directory to continue")
         if recipe is not None: raise ValueError("--recipe starts a new run; a resumed run keeps its own settings")
         if init_from: raise ValueError("--resume continues a run; --init_from starts a new one: give one of them")
-        stored = read_run_config(out)
-        mc = AGIConfig.from_preset(preset, **mkw) if preset else AGIConfig.from_dict(stored['model']).replace(**mkw)
-        tc = replace(TrainConfig.from_dict(stored['train']), **tkw)
+        mc0, tc0, _ = run_configs(out)
+        mc = AGIConfig.from_preset(preset, **mkw) if preset else mc0.replace(**mkw)
+        tc = replace(tc0, **tkw)
     else:
         if init_from is not None and preset is None: mc = load_model(init_from).config.replace(**mkw)
         else: mc = AGIConfig.from_preset(preset or 'seed', **mkw)
@@ -92,11 +91,13 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
     trainer = Trainer(mc, tc, out, quiet=quiet, resume=resume, init_from=init_from, overwrite=overwrite,
                       progress=True if progress else None)
     try: summary = trainer.fit()
-    except TrainingDiverged as e:            # the run failed, not its arguments: one line, exit status 1
-        print(f"agiformer_train: error: {e}", file=sys.stderr, flush=True); sys.exit(1)
+    except TrainingDiverged as e: fail('agiformer_train', e)   # an expected failure: one line, with where to go on from
+    s = summary
     if trainer.rank == 0 and not quiet:
-        print(f"Run directory: {trainer.out}; best val BPC {summary['best_val_bpc'] or float('nan'):.4f} at step "
-              f"{summary['best_step']}; curves in {trainer.out / 'bpc.png'}")
+        best = f"best val BPC {s['best_val_bpc']:.4f} at step {s['best_step']}" if s['best_step'] is not None else 'no validation yet'
+        print(f"Run directory: {trainer.out}; {s['status']} at step {s['step']}; {best}; curves in {trainer.out / 'bpc.png'}")
+    if s['signal'] is not None:              # Ctrl-C or SIGTERM: the last checkpoint is saved; status 130, as for any stop
+        raise KeyboardInterrupt(f"stopped at step {s['step']}; continue with: agiformer_train --resume --out {trainer.out}")
     return summary
 
 # %% ../nbs/09b_train.ipynb #18a70099

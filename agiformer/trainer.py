@@ -4,7 +4,7 @@
 
 # %% ../nbs/09a_trainer.ipynb #5aca7083
 from __future__ import annotations
-import contextlib, json, math, os, random, shutil, signal, sys, tempfile, threading, time
+import contextlib, json, math, os, random, signal, sys, threading, time
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +19,12 @@ from .checkpoint import load_model, load_weights, read_safetensors, save_model, 
 from .data import WindowSampler, load_corpus
 from .evaluate import evaluate_bpc, windows_to_score
 from .model import AGIFORMER
-from .runs import plot_bpc_curves, read_metrics, read_run_config, save_png
+from .runs import (RunLock, check_run_dir, claim_run_dir, plot_bpc_curves, read_metrics, read_run_config,
+                            recover_dir, replace_dir, save_png)
 from .recipe import TrainConfig, lm_loss, lr_at, pick_precision, train_thinking
 
 # %% auto #0
-__all__ = ['RESUME_MAY_CHANGE', 'save_model_dir', 'replace_dir', 'recover_dir', 'dist_env', 'TrainingDiverged', 'Trainer',
-           'thinking_stats']
+__all__ = ['RESUME_MAY_CHANGE', 'save_model_dir', 'dist_env', 'TrainingDiverged', 'run_configs', 'Trainer', 'thinking_stats']
 
 # %% ../nbs/09a_trainer.ipynb #df8f1309
 def save_model_dir(model: AGIFORMER, path, metadata: dict|None=None) -> Path:
@@ -33,30 +33,6 @@ def save_model_dir(model: AGIFORMER, path, metadata: dict|None=None) -> Path:
     save_model(model, path / 'model.safetensors', metadata)
     atomic_write(path / 'config.json', lambda t: Path(t).write_text(model.config.to_json()))
     return path
-
-def replace_dir(target, write_fn) -> Path:
-    "Write a directory atomically: `write_fn(tmp_dir)` fills a fresh sibling, which is then swapped in for `target`."
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f'.{target.name}.new.'))
-    old = target.with_name(f'.{target.name}.old')
-    try:
-        write_fn(tmp)
-        if old.exists(): shutil.rmtree(old)
-        if target.exists(): os.replace(target, old)
-        os.replace(tmp, target)                        # a crash between the two renames leaves `.old`: see recover_dir
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-def recover_dir(target) -> Path:
-    "Put back `target` from its `.old` copy if a swap was cut off between its two renames."
-    target = Path(target)
-    old = target.with_name(f'.{target.name}.old')
-    if not target.exists() and old.exists(): os.replace(old, target)
-    return target
 
 # %% ../nbs/09a_trainer.ipynb #c1879876
 def dist_env() -> tuple[int, int, int]:
@@ -80,6 +56,14 @@ RESUME_MAY_CHANGE = ('steps', 'log_every', 'val_every', 'val_windows', 'val_wind
 def _model_diff(a: AGIConfig, b: AGIConfig) -> dict:
     return {k: (v, getattr(b, k)) for k, v in a.to_dict().items() if k != 'attn_impl' and getattr(b, k) != v}
 
+def run_configs(out) -> tuple[AGIConfig, TrainConfig, dict]:
+    "(model config, train config, the whole config.json) of the run in `out`; a one-line error naming the file if they do not read."
+    stored = read_run_config(out)
+    try: return AGIConfig.from_dict(stored['model']), TrainConfig.from_dict(stored['train']), stored
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{Path(out) / 'config.json'} does not hold valid configs ({e}): restore it as agiformer_train "
+                         "wrote it, or start a new run in another --out") from None
+
 # %% ../nbs/09a_trainer.ipynb #f625e40a
 def _trained_context(mc: AGIConfig, c: TrainConfig) -> AGIConfig:
     "The model config with `context_bytes` set to the positions the recipe trains: the window plus the random offsets."
@@ -95,31 +79,36 @@ class Trainer:
                  quiet: bool=False, # no progress bar and no log lines on stdout (log.txt is still written)
                  resume: bool=False, # continue the run in `out` from its last checkpoint
                  init_from=None, # start from these weights (run dir, model dir, .safetensors, original .pth, hub id)
-                 overwrite: bool=False, # allow starting a new run in a directory that holds one
+                 overwrite: bool=False, # start a new run in a directory that holds one (its files are replaced)
                  progress: bool|None=True, # the progress bar (None: only when stdout is a terminal)
                 ):
         self.out, self.callbacks, self.quiet, self.progress = Path(out), list(callbacks), quiet, progress
         self.rank, self.local_rank, self.world = dist_env()
-        stored = read_run_config(self.out) if resume else None
+        self._lock = None
+        if self.rank == 0: check_run_dir(self.out, resume, overwrite)                      # writes nothing
+        stored = run_configs(self.out) if resume else None
         if stored:
-            config = config or TrainConfig.from_dict(stored['train'])
-            model_config = model_config or AGIConfig.from_dict(stored['model'])
-        elif (self.out / 'metrics.jsonl').exists() and not overwrite:
-            raise FileExistsError(f"{self.out} already holds a run: continue it with --resume, or choose another --out "
-                                  "(or pass --overwrite to start again there)")
+            model_config, config = model_config or stored[0], config or stored[1]
         self.cfg = (config or TrainConfig()).check_model(model_config or AGIConfig())      # before any work
         self.mc = _trained_context(model_config or AGIConfig(), self.cfg)
         if stored: self._check_resume(stored, self.mc, self.cfg)
         self.init_from = None if stored else init_from
         self._setup()
-        if stored: self._load_state()
-        elif self.rank == 0: self._new_run_dir()
+        if self.rank == 0: self._lock = claim_run_dir(self.out, resume, overwrite)         # the run's directory, locked
+        try:
+            if stored: self._load_state()
+            elif self.rank == 0: self._write_config()
+        except BaseException: self.close(); raise
+
+    def close(self):
+        "Let go of the run directory's lock (`fit` takes it again if called later)."
+        if self._lock is not None: self._lock.release(); self._lock = None
 
     def _check_resume(self, stored, mc, cfg):
-        diff = _model_diff(AGIConfig.from_dict(stored['model']), mc)
+        diff = _model_diff(stored[0], mc)
         if diff: raise ValueError(f"the run in {self.out} trained a model with other settings (run, now): {diff}; drop "
                                   "those options to resume it, or start a new run in another --out")
-        old = TrainConfig.from_dict(stored['train'])
+        old = stored[1]
         diff = {k: (getattr(old, k), getattr(cfg, k)) for k in old.to_dict()
                 if k not in RESUME_MAY_CHANGE and getattr(old, k) != getattr(cfg, k)}
         if diff: raise ValueError(f"resuming {self.out} with different training settings (run, now) {diff} would not "
@@ -128,8 +117,8 @@ class Trainer:
             raise ValueError(f"the run in {self.out} decays its learning rate on a cosine over {old.steps} steps; "
                              f"resuming it with --steps {cfg.steps} would change the schedule it followed. Resume with "
                              f"--steps {old.steps}, or fine-tune further with --init_from {self.out} in a new run")
-        if stored.get('world_size', 1) != self.world:
-            raise ValueError(f"the run in {self.out} was trained by {stored.get('world_size', 1)} process(es), this is "
+        if stored[2].get('world_size', 1) != self.world:
+            raise ValueError(f"the run in {self.out} was trained by {stored[2].get('world_size', 1)} process(es), this is "
                              f"{self.world}: resume with the same number of processes (the RNG and batch streams depend on it)")
 
 # %% ../nbs/09a_trainer.ipynb #a6d79677
@@ -160,7 +149,8 @@ def _setup(self: Trainer):
     self.fwd = torch.compile(fwd) if c.compile else fwd
     self.step, self.best_val, self.best_step, self.skipped, self.bad_run = 0, math.inf, None, 0, 0
     self.bytes_seen, self.elapsed, self.last_val = 0, 0.0, None
-    self._stop = False
+    self.log_sum = (0.0, 0)                 # (summed loss, steps) since the last train record: its mean is the record's loss
+    self._stop, self.signal = False, None
 
 # %% ../nbs/09a_trainer.ipynb #12ec53ca
 @patch
@@ -169,13 +159,6 @@ def _run_config(self: Trainer) -> dict:
                 data=dict(name=self.corpus.name, source=self.corpus.source, sizes=self.corpus.sizes),
                 init_from=None if self.init_from is None else str(self.init_from),
                 agiformer_version=agiformer.__version__, torch_version=torch.__version__)
-
-@patch
-def _new_run_dir(self: Trainer):
-    self.out.mkdir(parents=True, exist_ok=True)
-    for name in ('metrics.jsonl', 'log.txt', 'bpc.png'): (self.out / name).unlink(missing_ok=True)
-    for name in ('best', 'last'): shutil.rmtree(self.out / name, ignore_errors=True)
-    self._write_config()
 
 @patch
 def _write_config(self: Trainer):
@@ -194,7 +177,7 @@ def _state(self: Trainer) -> dict:
     return dict(step=self.step, optimizer=self.opt.state_dict(), scaler=self.scaler.state_dict(),
                 sampler=self.sampler.state_dict(), rng=rngs, best_val=self.best_val, best_step=self.best_step,
                 skipped=self.skipped, bad_run=self.bad_run, bytes_seen=self.bytes_seen, elapsed=self.elapsed,
-                last_val=self.last_val, world_size=self.world)
+                last_val=self.last_val, world_size=self.world, log_sum=list(self.log_sum))
 
 @patch
 def _save_last(self: Trainer):
@@ -209,6 +192,9 @@ def _save_last(self: Trainer):
 @patch
 def _load_state(self: Trainer):
     last = recover_dir(self.out / 'last')
+    if not last.is_dir():
+        raise FileNotFoundError(f"the run in {self.out} stopped before its first checkpoint (last/ is saved at each "
+                                "validation): there is nothing to resume; start it again with --overwrite")
     if not (last / 'trainer_state.pt').exists():
         raise FileNotFoundError(f"{last} holds no trainer_state.pt: the run in {self.out} cannot be resumed exactly "
                                 f"(start a new run from its weights with --init_from {last})")
@@ -217,6 +203,9 @@ def _load_state(self: Trainer):
     if int(meta.get('step', -1)) != st['step']:
         raise ValueError(f"{last}: model.safetensors is from step {meta.get('step')} but trainer_state.pt from step "
                          f"{st['step']}; the checkpoint is inconsistent")
+    if self.cfg.steps < st['step']:
+        raise ValueError(f"--steps {self.cfg.steps} is below step {st['step']}, where the run in {self.out} stopped: give "
+                         f"--steps {st['step']} or more to resume it")
     load_weights(self.model, sd, last / 'model.safetensors', self.device)
     self.opt.load_state_dict(st['optimizer'])
     self.scaler.load_state_dict(st['scaler'])
@@ -226,6 +215,7 @@ def _load_state(self: Trainer):
     if rng['cuda'] is not None and self.device.type == 'cuda': torch.cuda.set_rng_state(rng['cuda'], self.device)
     for k in ('step', 'best_val', 'best_step', 'skipped', 'bad_run', 'bytes_seen', 'elapsed', 'last_val'):
         setattr(self, k, st[k])
+    self.log_sum = tuple(st.get('log_sum', (0.0, 0)))
     if self.rank == 0:
         self._truncate_metrics()
         self._write_config()
@@ -353,7 +343,10 @@ def stop(self: Trainer):
 
 @patch
 def _on_signal(self: Trainer, signum, frame):
-    if self._stop: raise KeyboardInterrupt                                   # a second Ctrl-C
+    if self._stop:                                                           # a second Ctrl-C: stop now
+        saved = f"{self.out / 'last'} is whole" if (self.out / 'last').is_dir() else 'no checkpoint was saved yet'
+        raise KeyboardInterrupt(f"a second {signal.Signals(signum).name} stopped the run at once; {saved}")
+    self.signal = signum
     name = signal.Signals(signum).name
     if self.rank == 0: print(f"\nInterrupted ({name}): finishing step {self.step + 1} and saving the last checkpoint",
                              flush=True)
@@ -365,11 +358,27 @@ def fit(self: Trainer) -> dict:
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         for s in (signal.SIGINT, signal.SIGTERM): handlers[s] = signal.signal(s, self._on_signal)
+    if self.rank == 0 and self._lock is None: self._lock = RunLock(self.out)        # fit again after an earlier fit
     try:
         with torch.enable_grad(): return self._fit()
     finally:
         for s, h in handlers.items(): signal.signal(s, h)
         if self._own_pg and dist.is_initialized(): dist.destroy_process_group()
+        self.close()
+
+@patch
+def _finite_checkpoint(self: Trainer) -> str:
+    "Where the latest checkpoint with finite weights and a finite validation loss is, in words (for the divergence message)."
+    vals = {r['step']: r['bpc'] for r in read_metrics(self.out) if r['kind'] == 'val'}
+    for name in ('last', 'best'):
+        f = self.out / name / 'model.safetensors'
+        if not f.exists(): continue
+        sd, meta = read_safetensors(f)
+        step = int(meta.get('step', -1))
+        if math.isfinite(vals.get(step, math.nan)) and all(torch.isfinite(v).all() for v in sd.values()):
+            return (f"the latest checkpoint with finite weights is {self.out / name} (step {step}, val BPC {vals[step]:.4f}): "
+                    f"start a new run from it with --init_from {self.out / name} and a lower --lr")
+    return "no checkpoint with finite weights was saved before it diverged: start again with a lower --lr"
 
 @patch
 def _fit(self: Trainer) -> dict:
@@ -378,27 +387,27 @@ def _fit(self: Trainer) -> dict:
     if self.rank == 0: self.out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=c.steps, initial=self.step, unit='step', dynamic_ncols=True, file=sys.stdout,
                disable=True if self.quiet or self.rank else None if self.progress is None else not self.progress)
-    acc, n_ok, t_log, b_log = 0.0, 0, time.perf_counter(), self.bytes_seen
+    t_log, b_log = time.perf_counter(), self.bytes_seen
     t_last, validated_at = time.perf_counter(), None
     while self.step < c.steps and not self._stop:
         loss, gnorm, lr = self._train_step()
         now = time.perf_counter(); self.elapsed += now - t_last; t_last = now
-        if math.isfinite(loss): acc, n_ok = acc + loss, n_ok + 1
+        if math.isfinite(loss): self.log_sum = (self.log_sum[0] + loss, self.log_sum[1] + 1)
         else: self._log(f"Step {self.step}: non-finite loss or gradients, step skipped ({self.bad_run} in a row)")
-        if self.bad_run >= c.max_bad_steps:
-            self._save_last()
+        if self.bad_run >= c.max_bad_steps:                    # the weights in memory are not worth saving
             raise TrainingDiverged(f"{self.bad_run} consecutive steps had a non-finite loss or gradient norm (last at "
                                    f"step {self.step}); the run stopped. Lower --lr, raise --warmup_steps, or use --amp "
-                                   f"fp32; the last good weights are in {self.out / 'last'}")
+                                   f"fp32; {self._finite_checkpoint()}")
         bar.update(1)
         if self.step % c.log_every == 0 or self.step == c.steps:
+            acc, n_ok = self.log_sum
             mean = acc / n_ok if n_ok else float('nan')
             bps = (self.bytes_seen - b_log) / max(now - t_log, 1e-9)
             self._log(f"Step {self.step}: Loss = {mean:.4f} | BPC = {mean / LN2:.4f} | LR = {lr:.2e}")
             self._record(dict(kind='train', step=self.step, loss=mean, bpc=mean / LN2, lr=lr, grad_norm=gnorm,
                               bytes_per_s=bps, bytes=self.bytes_seen, time=self.elapsed, skipped=self.skipped))
             bar.set_postfix(loss=f"{mean:.3f}", bpc=f"{mean / LN2:.3f}", Bps=f"{bps:,.0f}")
-            acc, n_ok, t_log, b_log = 0.0, 0, time.perf_counter(), self.bytes_seen
+            self.log_sum, t_log, b_log = (0.0, 0), time.perf_counter(), self.bytes_seen
         if self.step % c.val_every == 0 or self.step == c.steps:
             self._validate(); validated_at = self.step
             self._save_last(); self._save_plot()
@@ -411,7 +420,7 @@ def _fit(self: Trainer) -> dict:
         self._log(f"Training interrupted at step {self.step}; continue with: agiformer_train --resume --out {self.out}")
     summary = dict(status=status, step=self.step, best_val_bpc=None if self.best_step is None else self.best_val / LN2,
                    best_step=self.best_step, last_val_bpc=self.last_val, skipped=self.skipped,
-                   seconds=round(self.elapsed, 2), out=str(self.out))
+                   seconds=round(self.elapsed, 2), out=str(self.out), signal=self.signal if status == 'interrupted' else None)
     if self.rank == 0:
         for cb in self.callbacks: cb(self, 'end', summary)
     return summary

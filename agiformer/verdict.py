@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from .core import LN2, atomic_write, check_int, cli, resolve_device
 from .checkpoint import load_model
 from .data import load_corpus
-from .runs import NbFigure, plot_bpc_curves, read_metrics, save_png
+from .runs import NbFigure, plot_bpc_curves, read_metrics, read_run_config, save_png
 from .inspect import COLOR_BY, DepthSweep, ThinkingTrace, format_step_table, trace_thinking
 
 # %% auto #0
@@ -273,7 +273,7 @@ def plot_thinking(trace: ThinkingTrace, # from `trace_thinking`
 @cli
 def agiformer_inspect(checkpoint: str=None, # run directory, model directory, .safetensors, original .pth or hub id user/name
                       text: str=None, # the text to inspect, or @path to read it from a file
-                      data: str=None, # or a corpus: enwik8 | pystdlib | a file or directory of your bytes
+                      data: str=None, # or a corpus: enwik8 | pystdlib | a file or directory of your bytes (default for a run directory: its own)
                       split: str='val', # with --data: val | test | train
                       n_windows: int=8, # with --data: windows inspected
                       window: int=1024, # with --data: window length in bytes
@@ -287,8 +287,13 @@ def agiformer_inspect(checkpoint: str=None, # run directory, model directory, .s
     "System 2 step by step: a per-step table and diagnostics on stdout, figures and numbers (inspect.json) in --out."
     if checkpoint is None:
         raise ValueError("--checkpoint is required (a run directory, model directory, .safetensors, .pth or hub id user/name)")
+    if text is None and data is None and Path(checkpoint).is_dir() and (Path(checkpoint) / 'config.json').is_file():
+        try: trained = read_run_config(checkpoint)['train']           # a run directory: the corpus it was trained on
+        except ValueError: trained = {}
+        data, data_dir = trained.get('data'), data_dir or trained.get('data_dir')
     if (text is None) == (data is None):
-        raise ValueError("give exactly one of --text (a string, or @file) and --data (a corpus)")
+        raise ValueError("give exactly one of --text (a string, or @file) and --data (a corpus); a run directory "
+                         "given neither inspects the corpus it was trained on")
     if max_thinking_steps is not None: check_int('--max_thinking_steps', max_thinking_steps, 0)
     if data is not None: check_int('--n_windows', n_windows, 1)
     model = load_model(checkpoint, map_location=resolve_device(device), **({} if positions is None else dict(positions=positions)))

@@ -1,5 +1,5 @@
 """The agiformer_train command as users run it: --help, Ctrl-C and resume, bad input (exit 2), a diverging run (exit 1)."""
-import json, signal, subprocess, sys, time
+import json, re, signal, subprocess, sys, time
 
 import pytest
 
@@ -34,8 +34,11 @@ def test_ctrl_c_saves_last_and_resume_continues(tmp_path):
         time.sleep(0.2)
     p.send_signal(signal.SIGINT)
     stdout, _ = p.communicate(timeout=300)
-    assert p.returncode == 0, stdout[-2000:]
+    assert p.returncode == 130, stdout[-2000:]                    # 128 + SIGINT, as a shell reports a stopped command
     assert 'Interrupted' in stdout and 'Training interrupted at step' in stdout
+    assert re.search(r'^agiformer_train: interrupted: stopped at step \d+; continue with: agiformer_train --resume', stdout, re.M)
+    summary = stdout.splitlines()[-2]
+    assert summary.startswith('Run directory:') and 'nan' not in summary and 'None' not in summary, stdout[-500:]
     state_files = sorted(x.name for x in (out / 'last').iterdir())
     assert state_files == ['config.json', 'model.safetensors', 'trainer_state.pt']
     n = len([l for l in (out / 'metrics.jsonl').read_text().splitlines()])
@@ -65,14 +68,16 @@ def test_bad_input_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and 'TrainConfig.steps must be an integer >= 1' in _one_line(r.stderr)
 
 
-def test_a_diverging_run_stops_with_one_line_and_status_1(tmp_path):
+def test_a_diverging_run_stops_with_one_line_and_status_2(tmp_path):
     # a learning rate of 1e30 blows the weights up after the first step; every later step is non-finite
     out = tmp_path / 'div'
     r = subprocess.run(_cmd('--preset', 'tiny', '--data', str(_corpus(tmp_path)), '--steps', '20', '--seq_len', '64',
                             '--lr', '1e30', '--warmup_steps', '0', '--max_bad_steps', '2', '--val_windows', '2',
                             '--device', 'cpu', '--quiet', '--out', str(out)), capture_output=True, text=True, timeout=300)
-    assert r.returncode == 1 and '2 consecutive steps had a non-finite loss' in _one_line(r.stderr)
-    assert (out / 'last' / 'trainer_state.pt').exists()
+    line = _one_line(r.stderr)
+    assert r.returncode == 2 and '2 consecutive steps had a non-finite loss' in line
+    assert 'no checkpoint with finite weights was saved' in line, line
+    assert not (out / 'last').exists()                           # the wrecked weights are not saved as a checkpoint
 
 
 def test_model_and_system2_options_from_the_command_line(tmp_path):
