@@ -175,6 +175,8 @@ def corpus_files(path, pattern: str='*') -> list[tuple[str, Path]]:
     "(relative path, path) of the file `path`, or of the files under the directory `path` matching `pattern` (no hidden ones), sorted."
     p = Path(path)
     if p.is_file(): return [(p.name, check_not_archive(p))]
+    if not p.is_dir(): raise ValueError(f"{p} is not a regular file or directory (a device, a pipe or a socket): give a "
+                                        "file of bytes or a directory of files")
     files = sorted((q.relative_to(p).as_posix(), q) for q in p.rglob(pattern)
                    if q.is_file() and not any(part.startswith('.') for part in q.relative_to(p).parts))
     if not files: raise ValueError(f"directory {p} holds no (non-hidden) files matching {pattern!r}")
@@ -204,7 +206,7 @@ def load_corpus(data='pystdlib', # 'enwik8' | 'pystdlib' | a file or directory p
         splits = ByteSplits.from_array(arr, 'bytes', f'<{len(arr):,} bytes in memory>', meta=dict(status='in memory'))
     elif data == 'enwik8':
         path, downloaded = fetch_enwik8(data_dir, progress=sys.stderr.isatty() if progress is None else progress, **kw)
-        splits = ByteSplits.from_array(memmap_bytes(path), 'enwik8', f"{path} (from {enwik8_url(kw.get('url'))})",
+        splits = ByteSplits.from_array(memmap_bytes(path), 'enwik8', f"{path} (from {kw.get('local_zip') or enwik8_url(kw.get('url'))})",
                                        downloaded=downloaded)
     elif data == 'pystdlib':
         path, info = build_pystdlib(data_dir, **kw)
@@ -216,7 +218,7 @@ def load_corpus(data='pystdlib', # 'enwik8' | 'pystdlib' | a file or directory p
         if not p.exists():
             raise FileNotFoundError(f"data {str(data)!r} is neither a corpus name ({', '.join(CORPORA)}) nor an existing "
                                     "file or directory")
-        if p.is_file() and p.name == 'enwik8.zip': return load_corpus('enwik8', p.parent, window, progress, **kw)  # the download
+        if p.is_file() and p.name == 'enwik8.zip': return load_corpus('enwik8', data_dir, window, progress, local_zip=p, **kw)
         if p.is_file(): _no_kw(kw, 'a file')
         cache, name = resolve_data_dir(data_dir).resolve() / 'corpora', p.resolve().name if p.is_dir() else p.name
         files = [(r, q) for r, q in corpus_files(p, **kw) if cache not in q.resolve().parents]   # never our own cache

@@ -8,7 +8,7 @@ import hashlib, json, os, sys, time, warnings, zipfile, zlib
 from dataclasses import dataclass, asdict
 from pathlib import Path, PurePosixPath
 
-import requests
+import requests, urllib3
 from tqdm.auto import tqdm
 
 from .core import atomic_write
@@ -21,8 +21,12 @@ __all__ = ['ENWIK8_URL', 'ENWIK8_ARCHIVE', 'ENWIK8_MEMBER', 'resolve_data_dir', 
 ENWIK8_URL = 'https://mattmahoney.net/dc/enwik8.zip'
 
 def resolve_data_dir(data_dir=None) -> Path:
-    "The cache directory: `data_dir`, else `$AGIFORMER_DATA`, else `./data`."
-    return Path(data_dir or os.environ.get('AGIFORMER_DATA') or './data').expanduser()
+    "The cache directory: `data_dir`, else `$AGIFORMER_DATA`, else `./data`; a clear error if that path is not a directory."
+    d = Path(data_dir or os.environ.get('AGIFORMER_DATA') or './data').expanduser()
+    if d.exists() and not d.is_dir():
+        raise NotADirectoryError(f"the data directory {d} is {'a file' if d.is_file() else 'not a directory'}: give a "
+                                 "directory with --data_dir DIR (data_dir=DIR in Python) or AGIFORMER_DATA=DIR")
+    return d
 
 def enwik8_url(url: str|None=None) -> str:
     "The enwik8 download URL: `url`, else `$AGIFORMER_ENWIK8_URL`, else Matt Mahoney's site."
@@ -32,8 +36,8 @@ def enwik8_url(url: str|None=None) -> str:
 class ChecksumError(ValueError):
     "A file's size or digest is not what was expected."
 
-class DownloadError(RuntimeError):
-    "A download failed (network or HTTP status); the message names the URL and what to do."
+class DownloadError(ConnectionError):
+    "A download failed (network or HTTP status): a `ConnectionError`, so a command reports it in one line naming the URL and what to do."
 
 def file_digests(path, chunk: int=1 << 22) -> dict:
     "Size, md5 and sha256 of the file at `path`, in one pass."
@@ -116,9 +120,9 @@ def _range_start(content_range: str|None) -> int|None:
     try: return int(content_range.split()[1].split('-')[0])
     except (AttributeError, IndexError, ValueError): return None
 
-def _fetch_part(url, part: Path, meta: Path, size: int|None, progress, timeout, max_tries, backoff, chunk_size) -> bool:
+def _fetch_part(url, part: Path, meta: Path, size: int|None, progress, timeout, max_tries, backoff, chunk_size, hint) -> bool:
     "Complete `part` from `url`; True if some of it came from an earlier attempt (a resume)."
-    session, fails, resumed = requests.Session(), 0, False
+    session, fails, resumed, answered = requests.Session(), 0, False, False
     while True:
         have = part.stat().st_size if part.exists() else 0
         m = {}
@@ -134,12 +138,13 @@ def _fetch_part(url, part: Path, meta: Path, size: int|None, progress, timeout, 
         got = 0
         try:
             with session.get(url, headers=headers, stream=True, timeout=timeout) as r:
+                answered = True
                 if r.status_code == 416 and have:                       # nothing after byte `have`
                     if _range_total(r.headers.get('Content-Range')) == have: return True
                     _clear(part, meta); continue
                 if r.status_code in (408, 429) or r.status_code >= 500: raise _Retry(f"HTTP {r.status_code} {r.reason}")
                 if r.status_code not in (200, 206):
-                    raise DownloadError(f"could not download {url}: the server answered HTTP {r.status_code} {r.reason}. {_HINT}")
+                    raise DownloadError(f"could not download {url}: the server answered HTTP {r.status_code} {r.reason}. {hint}")
                 resume = bool(have) and r.status_code == 206 and _range_start(r.headers.get('Content-Range')) == have
                 if not resume:                                          # fresh, or the server ignored Range: start over
                     have = 0
@@ -158,10 +163,14 @@ def _fetch_part(url, part: Path, meta: Path, size: int|None, progress, timeout, 
                     raise _Retry(f"the connection closed after {have + got:,} of {total:,} bytes")
                 return resumed
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError, _Retry) as e:
+            cause = getattr(e.args[0], 'reason', None) if e.args else None      # the socket's error, under requests' wrapping
+            why = (str(cause).split('): ', 1)[-1] if cause is not None else str(e) if isinstance(e, _Retry) else
+                   f"{type(e).__name__}: {e}")
+            if not answered and isinstance(cause, urllib3.exceptions.ConnectTimeoutError):    # refused, unknown host, timeout
+                raise DownloadError(f"could not download {url}: cannot connect to the server ({why}). {hint}") from None
             fails = 0 if got else fails + 1
             if fails >= max_tries:
-                raise DownloadError(f"could not download {url} ({max_tries} attempts; last: {type(e).__name__}: {e}). "
-                                    f"{_HINT}") from None
+                raise DownloadError(f"could not download {url} ({max_tries} attempts; last: {why}). {hint}") from None
             time.sleep(backoff * fails)
 
 def download(url: str, # http(s) URL
@@ -169,16 +178,17 @@ def download(url: str, # http(s) URL
              expected: Expected=Expected(), # what the file must be, checked before DEST appears
              progress: bool=True, # show a tqdm progress bar
              timeout: float=30.0, # seconds to connect, and at most between two received chunks
-             max_tries: int=5, # consecutive attempts that receive nothing before giving up
+             max_tries: int=5, # consecutive attempts that receive nothing before giving up (an unreachable server: 1)
              backoff: float=1.0, # seconds slept after the k-th failed attempt: backoff * k
              chunk_size: int=1 << 16, # bytes per read
+             hint: str=_HINT, # what to do instead: the end of a `DownloadError`'s message
             ) -> Path:
     "Stream `url` to `dest`, resuming interrupted transfers, verify it, and move it into place atomically."
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part, meta = dest.with_name(dest.name + '.part'), dest.with_name(dest.name + '.part.json')
     for fresh in (False, True):
-        resumed = _fetch_part(url, part, meta, expected.size, progress, timeout, max_tries, backoff, chunk_size)
+        resumed = _fetch_part(url, part, meta, expected.size, progress, timeout, max_tries, backoff, chunk_size, hint)
         try:
             expected.check(part, f'the download of {url}')
             break
@@ -232,27 +242,33 @@ def fetch_enwik8(data_dir=None, # cache directory (default $AGIFORMER_DATA or ./
                  member: Expected=ENWIK8_MEMBER, # what its member `enwik8` must be
                  progress: bool=True, # progress bar while downloading
                  keep_archive: bool=False, # keep the downloaded zip after extraction
+                 local_zip=None, # a local enwik8.zip to extract (default: DATA/enwik8.zip if present); only read
                  **download_kw, # timeout, max_tries, backoff, chunk_size (see `download`)
                 ) -> tuple[Path, bool]:
-    "Path of a verified `enwik8` in the data directory (downloaded and extracted if needed), and whether it was downloaded."
+    "Path of a verified `enwik8` in the data directory (extracted from a local zip or downloaded if needed), and whether it was downloaded."
     d, url = resolve_data_dir(data_dir), enwik8_url(url)
     out, zpath = d / 'enwik8', d / 'enwik8.zip'
+    local = Path(local_zip) if local_zip is not None else zpath if zpath.exists() else None
+    fix = (f"it was left untouched: replace it with a complete copy of {url}, or " + (f"use --data enwik8 (data='enwik8' "
+           f"in Python) to download one into {d}" if local_zip is not None else "delete it to have one downloaded"))
+    def check_local():                                                  # a zip we did not download: read, never written
+        try: archive.check(local, 'the enwik8 archive')
+        except ChecksumError as e: raise ChecksumError(f"{e}; {fix}") from None
+    if local_zip is not None: check_local()                             # a zip you name is checked even if DATA/enwik8 is fine
     if out.exists():
         why = verify_file(out, member)
         if why is None: return out, False
-        warnings.warn(f"{why}: not a valid enwik8, fetching it again")
-    downloaded = False
-    why = verify_file(zpath, archive) if zpath.exists() else 'missing'
-    if why is not None:
-        if zpath.exists(): warnings.warn(f"{why}: not a valid enwik8.zip, downloading it again")
-        try: download(url, zpath, archive, progress=progress, **download_kw)
-        except DownloadError as e:
-            raise DownloadError(f"{e} For enwik8 you can also set AGIFORMER_ENWIK8_URL to a mirror, or put "
-                                f"enwik8.zip (or the extracted enwik8) in {d}.") from None
-        downloaded = True
+        warnings.warn(f"{why}: not a valid enwik8, making it again")
+    if local is not None:
+        if local_zip is None: check_local()
+        try: extract_member(local, 'enwik8', out, member)
+        except ValueError as e: raise type(e)(f"{e}; {fix}") from None
+        return out, False
+    download(url, zpath, archive, progress=progress, **download_kw, hint=(
+        f"To work offline, put enwik8.zip (or the extracted enwik8) in {d}, set AGIFORMER_ENWIK8_URL to a mirror, or use "
+        "local bytes with --data PATH (data=PATH in Python): a file or a directory of files."))
     try: extract_member(zpath, 'enwik8', out, member)
-    except (ChecksumError, ValueError):
-        if downloaded: _clear(zpath, _stamp_path(zpath))
-        raise
-    if downloaded and not keep_archive: _clear(zpath, _stamp_path(zpath))
-    return out, downloaded
+    except ValueError:                                                  # ChecksumError too: a bad download is not kept
+        _clear(zpath, _stamp_path(zpath)); raise
+    if not keep_archive: _clear(zpath, _stamp_path(zpath))
+    return out, True

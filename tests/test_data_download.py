@@ -1,7 +1,9 @@
 """enwik8 download against a real HTTP server on 127.0.0.1: verification, resume after a dropped connection, a server
-that ignores Range, corrupt archives, no second download, offline errors. The real-internet test runs only with
-AGIFORMER_TEST_FLAGS containing `download`."""
-import hashlib, io, json, os, socket, threading, zipfile
+that ignores Range, corrupt archives, no second download, offline errors, local zips that are only read. The console
+commands' one-line errors for these (and for a data path or data directory of the wrong kind) run the real commands,
+with the enwik8 URL on a closed port of 127.0.0.1. The real-internet test runs only with AGIFORMER_TEST_FLAGS
+containing `download`."""
+import hashlib, io, json, os, socket, subprocess, threading, zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -34,6 +36,9 @@ class _Handler(BaseHTTPRequestHandler):
         st = self.server.state
         rng = self.headers.get('Range')
         st['requests'].append((self.path, rng))
+        if st['errors'] > 0:                     # a server that answers, but with a passing error
+            st['errors'] -= 1
+            self.send_error(503); return
         body = st['files'].get(self.path)
         if body is None:
             self.send_error(404); return
@@ -64,7 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
 def server():
     srv = ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
     srv.daemon_threads = True
-    srv.state = dict(files={'/enwik8.zip': ARCHIVE}, requests=[], drops=0, honour_range=True, sent=0)
+    srv.state = dict(files={'/enwik8.zip': ARCHIVE}, requests=[], drops=0, honour_range=True, sent=0, errors=0)
     threading.Thread(target=srv.serve_forever, kwargs=dict(poll_interval=0.02), daemon=True).start()
     srv.url = f'http://127.0.0.1:{srv.server_port}/enwik8.zip'
     yield srv
@@ -178,8 +183,64 @@ def test_network_failure_names_the_url_and_suggests_data_path(tmp_path, closed_u
     with pytest.raises(DownloadError) as e:
         load_corpus('enwik8', data_dir=tmp_path, url=url, max_tries=2, **SPEC)
     msg = str(e.value)
-    assert url in msg and '--data PATH' in msg and 'AGIFORMER_ENWIK8_URL' in msg and '2 attempts' in msg
+    assert url in msg and '--data PATH' in msg and 'AGIFORMER_ENWIK8_URL' in msg and 'cannot connect' in msg
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreachable_server_fails_at_once(tmp_path, closed_url, monkeypatch):
+    "No connection at all on the first attempt: no retries, so no back-off sleeps between attempts."
+    import agiformer.download as dl
+    slept = []
+    monkeypatch.setattr(dl.time, 'sleep', slept.append)
+    with pytest.raises(ConnectionError) as e:                       # DownloadError is a ConnectionError, an OSError
+        fetch_enwik8(tmp_path, url=closed_url, **{**SPEC, 'backoff': 2.5})
+    assert slept == [] and isinstance(e.value, (DownloadError, OSError))
+    assert 'cannot connect to the server' in str(e.value) and 'Connection refused' in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_that_answers_with_an_error_is_retried(server, tmp_path):
+    server.state['errors'] = 2                                      # 503 twice, then the file
+    assert fetch_enwik8(tmp_path, url=server.url, **SPEC)[0].read_bytes() == MEMBER
+    assert len(server.state['requests']) == 3
+    server.state['errors'] = 9
+    with pytest.raises(DownloadError, match=r'\(3 attempts; last: HTTP 503'):
+        download(server.url, tmp_path / 'again.zip', progress=False, max_tries=3, backoff=0)
+
+
+def _listing(d): return sorted((p.name, p.stat().st_mtime_ns, p.read_bytes()) for p in d.iterdir())
+
+
+def test_a_named_enwik8_zip_is_extracted_into_the_data_dir_and_only_read(tmp_path, closed_url):
+    mine = tmp_path / 'mine'; mine.mkdir()
+    (mine / 'enwik8.zip').write_bytes(ARCHIVE)
+    before = _listing(mine)
+    c = load_corpus(mine / 'enwik8.zip', data_dir=tmp_path / 'data', url=closed_url, **SPEC)
+    assert not c.downloaded and bytes(c.train) + bytes(c.val) + bytes(c.test) == MEMBER
+    assert (tmp_path / 'data' / 'enwik8').read_bytes() == MEMBER and str(mine / 'enwik8.zip') in c.describe()
+    assert _listing(mine) == before                                 # only read: nothing written, changed or deleted there
+    assert load_corpus(mine / 'enwik8.zip', data_dir=tmp_path / 'data', url=closed_url, **SPEC).sizes == c.sizes
+
+
+@pytest.mark.parametrize('kind', ['truncated', 'corrupt', 'other member'])
+def test_a_named_zip_that_is_not_the_one_is_left_untouched_and_nothing_is_downloaded(kind, server, tmp_path):
+    mine = tmp_path / 'mine'; mine.mkdir()
+    bad = bytearray(ARCHIVE); bad[len(bad) // 2] ^= 0xFF
+    body = {'truncated': ARCHIVE[:1000], 'corrupt': bytes(bad), 'other member': _zip(MEMBER[::-1])}[kind]
+    (mine / 'enwik8.zip').write_bytes(body)
+    before = _listing(mine)
+    spec = {**SPEC, 'archive': Expected(len(body))} if kind != 'truncated' else SPEC    # the member is what is wrong
+    with pytest.raises(ValueError, match='it was left untouched: replace it with a complete copy of .*--data enwik8'):
+        load_corpus(mine / 'enwik8.zip', data_dir=tmp_path / 'data', url=server.url, **spec)
+    assert _listing(mine) == before and server.state['requests'] == []
+    assert not (tmp_path / 'data' / 'enwik8').exists()
+
+
+def test_an_invalid_zip_in_the_data_dir_is_not_downloaded_over(server, tmp_path):
+    (tmp_path / 'enwik8.zip').write_bytes(b'PK, but not the archive')
+    with pytest.raises(ChecksumError, match='left untouched: .*delete it to have one downloaded'):
+        fetch_enwik8(tmp_path, url=server.url, **SPEC)
+    assert (tmp_path / 'enwik8.zip').read_bytes() == b'PK, but not the archive' and server.state['requests'] == []
 
 
 def test_http_errors_are_clear(server, tmp_path):
@@ -193,6 +254,69 @@ def test_url_and_data_dir_from_the_environment(server, tmp_path, monkeypatch):
     monkeypatch.setenv('AGIFORMER_DATA', str(tmp_path / 'cache'))
     c = load_corpus('enwik8', **SPEC)
     assert c.downloaded and (tmp_path / 'cache' / 'enwik8').exists() and server.url in c.describe()
+
+
+# The console commands: one line on stderr, exit status 2, no traceback, nothing touched that the program did not write.
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    import torch
+    from agiformer.checkpoint import save_model
+    from agiformer.model import AGIFORMER
+    torch.manual_seed(0)
+    return save_model(AGIFORMER.from_preset('tiny').eval(), tmp_path_factory.mktemp('ckpt') / 'tiny.safetensors')
+
+
+def _one_line_error(argv, tmp, closed_url):
+    "Run a console command offline (the enwik8 URL on a closed port of 127.0.0.1); its one stderr line."
+    env = {k: v for k, v in os.environ.items() if k not in ('HF_TOKEN', 'HF_ENDPOINT', 'AGIFORMER_DEBUG')}
+    env.update(HF_HUB_OFFLINE='1', HF_HOME=str(tmp / 'hf_home'), AGIFORMER_DATA=str(tmp / 'data'),
+               AGIFORMER_ENWIK8_URL=closed_url.rsplit('/', 1)[0] + '/', HF_HUB_DISABLE_TELEMETRY='1', PYTHONWARNINGS='ignore')
+    r = subprocess.run([str(a) for a in argv], cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
+    lines = r.stderr.strip().splitlines()
+    assert 'Traceback' not in r.stderr, r.stderr[-3000:]
+    assert r.returncode == 2 and len(lines) == 1, f"exit status {r.returncode}; stderr:\n{r.stderr[-3000:]}"
+    assert lines[0].startswith(f"{argv[0]}: error: "), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize('cmd', ['agiformer_train', 'agiformer_eval', 'agiformer_inspect'])
+def test_cli_enwik8_offline(cmd, checkpoint, tmp_path, closed_url):
+    args = (['--preset', 'tiny', '--steps', '2', '--out', 'run'] if cmd == 'agiformer_train' else
+            ['--checkpoint', checkpoint] + (['--out', 'inspect'] if cmd == 'agiformer_inspect' else []))
+    line = _one_line_error([cmd, *args, '--data', 'enwik8', '--device', 'cpu'], tmp_path, closed_url)
+    for words in ['could not download http://127.0.0.1:', 'cannot connect to the server', 'Connection refused',
+                  f"put enwik8.zip (or the extracted enwik8) in {tmp_path / 'data'}", 'AGIFORMER_ENWIK8_URL', '--data PATH']:
+        assert words in line, line
+    assert not (tmp_path / 'run').exists() and not any((tmp_path / 'data').rglob('*'))
+
+
+def test_cli_named_enwik8_zip_that_is_not_the_published_one(tmp_path, closed_url):
+    mine = tmp_path / 'mine'; mine.mkdir()
+    (mine / 'enwik8.zip').write_bytes(ARCHIVE)                      # a zip holding an enwik8, but not the published one
+    before = _listing(mine)
+    line = _one_line_error(['agiformer_train', '--preset', 'tiny', '--data', 'mine/enwik8.zip', '--steps', '2',
+                            '--out', 'run', '--device', 'cpu'], tmp_path, closed_url)
+    for words in ['mine/enwik8.zip', f'is {len(ARCHIVE):,} bytes, expected 36,445,475', 'it was left untouched',
+                  'replace it with a complete copy of', '--data enwik8']:
+        assert words in line, line
+    assert _listing(mine) == before                                 # byte for byte, mtime too; nothing else written there
+    assert not (tmp_path / 'data' / 'enwik8').exists() and not (tmp_path / 'run').exists()
+
+
+def test_cli_data_that_is_a_device(tmp_path, closed_url):
+    line = _one_line_error(['agiformer_train', '--preset', 'tiny', '--data', '/dev/zero', '--steps', '2', '--out', 'run',
+                            '--device', 'cpu'], tmp_path, closed_url)
+    assert '/dev/zero is not a regular file or directory (a device, a pipe or a socket)' in line, line
+    assert 'give a file of bytes or a directory of files' in line, line
+
+
+def test_cli_data_dir_that_is_a_file(tmp_path, closed_url):
+    (tmp_path / 'afile').write_bytes(b'mine')
+    line = _one_line_error(['agiformer_train', '--preset', 'tiny', '--data', 'pystdlib', '--data_dir', 'afile', '--steps', '2',
+                            '--out', 'run', '--device', 'cpu'], tmp_path, closed_url)
+    assert 'the data directory afile is a file: give a directory with --data_dir DIR' in line, line
+    assert (tmp_path / 'afile').read_bytes() == b'mine' and not (tmp_path / 'run').exists()
 
 
 @pytest.mark.skipif('download' not in os.environ.get('AGIFORMER_TEST_FLAGS', ''),

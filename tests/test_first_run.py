@@ -195,11 +195,12 @@ def test_archives_and_damaged_files_are_refused(tmp_path):
 
 
 def test_enwik8_zip_by_path_is_the_enwik8_download(tmp_path):
-    "The one zip that is read: enwik8.zip, as the enwik8 path reads it (member verified, extracted beside the zip)."
+    "The one zip that is read: enwik8.zip (member verified, extracted into the data directory, nothing written beside the zip)."
     mini = b'<page><title>A</title><text>stub</text></page>\n' * 2000
     (tmp_path / 'dl').mkdir()
     with zipfile.ZipFile(tmp_path / 'dl' / 'enwik8.zip', 'w') as z: z.writestr('enwik8', mini)
     c = load_corpus(tmp_path / 'dl' / 'enwik8.zip', url='http://127.0.0.1:9/enwik8.zip', archive=Expected(),
-                    member=Expected(len(mini), sha256=hashlib.sha256(mini).hexdigest()), progress=False)
+                    member=Expected(len(mini), sha256=hashlib.sha256(mini).hexdigest()), progress=False,
+                    data_dir=tmp_path / 'data')
     assert c.name == 'enwik8' and bytes(c.train) + bytes(c.val) + bytes(c.test) == mini
-    assert (tmp_path / 'dl' / 'enwik8').read_bytes() == mini
+    assert (tmp_path / 'data' / 'enwik8').read_bytes() == mini and [p.name for p in (tmp_path / 'dl').iterdir()] == ['enwik8.zip']
