@@ -19,8 +19,9 @@ from .core import AGIConfig, atomic_write, is_hub_id
 from .model import AGIFORMER
 
 # %% auto #0
-__all__ = ['save_model', 'clean_state_dict', 'check_state_dict', 'infer_config', 'torch_load_safe', 'load_weights',
-           'load_original', 'read_safetensors', 'find_model_file', 'hub_download', 'load_model']
+__all__ = ['RUNTIME_FIELDS', 'save_model', 'clean_state_dict', 'check_state_dict', 'infer_config', 'torch_load_safe',
+           'load_weights', 'load_original', 'read_safetensors', 'find_model_file', 'hub_download', 'stored_config',
+           'load_model']
 
 # %% ../nbs/06_checkpoint.ipynb #6
 def save_model(model: AGIFORMER, path, metadata: dict|None=None):
@@ -80,11 +81,12 @@ def torch_load_safe(path) -> dict:
     if not path.exists(): raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ValueError(f"{path} holds more than tensors (a pickled object {str(e).splitlines()[0][:200]}); "
-                         "agiformer only loads weights safely and will not run pickled code. If you trust the file, "
-                         "re-save its state_dict with torch.save(model.state_dict(), ...) or convert it to safetensors "
-                         "in a separate process.") from None
+    except pickle.UnpicklingError as e:                 # say what was found, never torch's "weights_only=False" advice
+        found = re.search(r'GLOBAL ([\w.]+)', str(e))
+        what = f"a pickled object of {found.group(1)}" if found else "pickled data that is not a plain state dict"
+        raise ValueError(f"{path} holds {what}, not only tensors: agiformer will not run pickled code, so ask for the "
+                         "weights as a .safetensors file or as a plain state dict saved with "
+                         "torch.save(model.state_dict(), PATH).") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupted?): {e}") from None
 
@@ -158,11 +160,53 @@ def hub_download(repo_id: str, # "user/name"
                               "check the network, HF_ENDPOINT and HF_TOKEN") from None
 
 # %% ../nbs/06_checkpoint.ipynb #6da02989
+RUNTIME_FIELDS = ('thinking_steps', 'positions', 'attn_impl', 'dropout')   # how a saved model runs, not what it is
+
 def _config_overrides(kw: dict) -> dict:
     unknown = sorted(set(kw) - set(AGIConfig.__dataclass_fields__))
     if unknown: raise TypeError(f"{unknown} are not AGIConfig fields; config overrides must be among "
                                 f"{sorted(AGIConfig.__dataclass_fields__)}")
     return kw
+
+def _parse_config(text, where: str, fix: str) -> dict:
+    "The config dict in JSON `text`, read from `where`; a ValueError naming `where` and the `fix` if it is not one."
+    try: d = json.loads(text)
+    except ValueError as e:
+        why = f"{e.msg} at line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else 'not UTF-8 text'
+        raise ValueError(f"{where} is not valid JSON ({why}): {fix}") from None
+    if not isinstance(d, dict): raise ValueError(f"{where} holds a JSON {type(d).__name__}, not a config object: {fix}")
+    unknown = sorted(set(d) - set(AGIConfig.__dataclass_fields__))
+    if unknown: raise ValueError(f"{where} has unknown config keys {unknown} (edited, or written by a newer agiformer?): "
+                                 f"{fix}; the known keys are {sorted(AGIConfig.__dataclass_fields__)}")
+    return d
+
+def stored_config(path, # a .safetensors file
+                  meta: dict, # its header's metadata
+                  cfg_file, # the config.json beside it (or fetched with it from the hub); it need not exist
+                 ) -> tuple[dict, Path]|None:
+    "(config, the file it is stored in) of a saved model: its header's, which `cfg_file` must match; None if neither."
+    path, cfg_file, in_header = Path(path), Path(cfg_file), 'config' in meta
+    side = None if not cfg_file.exists() else _parse_config(cfg_file.read_bytes(), str(cfg_file),
+        f"restore it or delete it ({path}'s header holds the config)" if in_header else "restore it")
+    if not in_header: return None if side is None else (side, cfg_file)
+    head = _parse_config(meta['config'], f"the config in the header of {path}", "re-save the model with agiformer")
+    if side is not None:
+        get = lambda d, k: d.get(k, AGIConfig.__dataclass_fields__[k].default)
+        diff = [f"{k}: {get(side, k)!r} in config.json, {get(head, k)!r} in the header" for k in AGIConfig.__dataclass_fields__
+                if get(side, k) != get(head, k)]
+        if diff: raise ValueError(f"{cfg_file} disagrees with the config stored in {path} ({'; '.join(diff)}): the "
+                                  "safetensors header is what loads, so restore config.json to match it or delete it")
+    return head, path
+
+def _apply_overrides(stored: dict, source: Path, over: dict) -> AGIConfig:
+    "The config stored in `source` with the run-time `over`rides; one that changes an architecture field is refused."
+    try: cfg = AGIConfig.from_dict(stored)
+    except (TypeError, ValueError) as e: raise type(e)(f"the config stored in {source} is not valid: {e}") from None
+    arch = [f"{k}={v!r} (stored: {getattr(cfg, k)!r})" for k, v in over.items() if k not in RUNTIME_FIELDS and v != getattr(cfg, k)]
+    if arch: raise ValueError(f"{', '.join(arch)} would change the architecture stored in {source}: overrides of "
+                              "architecture fields are for original .pth files without a stored config, so drop the "
+                              f"override (only {', '.join(RUNTIME_FIELDS)} may change here)")
+    return cfg.replace(**over)
 
 def load_model(spec, # AGIFORMER | run or model directory | .safetensors | original .pth/.pt/.bin | hub id "user/name"
                map_location='cpu', # device for the model
@@ -191,12 +235,9 @@ def load_model(spec, # AGIFORMER | run or model directory | .safetensors | origi
         path = found
     if path.suffix in ('.pth', '.pt', '.bin'): return load_original(path, map_location, **over)
     sd, meta = read_safetensors(path, prefix)
-    cfg_file = cfg_file or path.parent / 'config.json'
-    if 'config' in meta: stored = json.loads(meta['config'])
-    elif cfg_file.exists(): stored = json.loads(cfg_file.read_text())
-    else: return load_weights(AGIFORMER.from_config(infer_config(sd, **over)), sd, path, map_location)
-    cfg = AGIConfig.from_dict({**{k: v for k, v in stored.items() if k in AGIConfig.__dataclass_fields__}, **over})
-    return load_weights(AGIFORMER.from_config(cfg), sd, path, map_location)
+    stored = stored_config(path, meta, cfg_file or path.parent / 'config.json')
+    if stored is None: return load_weights(AGIFORMER.from_config(infer_config(sd, **over)), sd, path, map_location)
+    return load_weights(AGIFORMER.from_config(_apply_overrides(*stored, over)), sd, path, map_location)
 
 # %% ../nbs/06_checkpoint.ipynb #ca5c6b68
 @patch(cls_method=True)

@@ -47,12 +47,10 @@ class AGIConfig:
     positions: str = 'wrap'   # patch positions past the trained context: 'wrap' (modulo it), 'absolute', or 'cap' (clamp)
 
     def __post_init__(self):
-        ints = ('d_model', 'n_layers', 'num_heads', 'patch_size', 'window_size', 'vocab_size', 'thinking_steps', 'head_hidden',
-                'context_bytes')
-        for n in ints:
-            v = getattr(self, n)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"AGIConfig.{n} must be an int, got {v!r} ({type(v).__name__})")
+        for f in fields(self):                      # one type check for every field, read from its annotation
+            v, kind = getattr(self, f.name), {'int': int, 'float': numbers.Real, 'bool': bool, 'str': str}[f.type]
+            if not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool):
+                raise TypeError(f"AGIConfig.{f.name} must be {'an' if f.type == 'int' else 'a'} {f.type}, got {v!r} ({type(v).__name__})")
         for n in ('d_model', 'n_layers', 'num_heads', 'patch_size', 'window_size', 'head_hidden', 'context_bytes'):
             if getattr(self, n) < 1: raise ValueError(f"AGIConfig.{n} must be >= 1, got {getattr(self, n)}")
         if self.thinking_steps < 0: raise ValueError(f"AGIConfig.thinking_steps must be >= 0, got {self.thinking_steps}")
@@ -63,8 +61,7 @@ class AGIConfig:
         if self.vocab_size != 256:
             raise ValueError(f"vocab_size {self.vocab_size} is not supported: AGIFORMER is byte-level, its vocabulary is the 256 byte values")
         if not (0.0 <= float(self.dropout) < 1.0): raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not isinstance(self.thinking_inject, bool):
-            raise TypeError(f"AGIConfig.thinking_inject must be True or False, got {self.thinking_inject!r}")
+
         if self.context_bytes % self.patch_size:
             raise ValueError(f"context_bytes {self.context_bytes} is not a multiple of patch_size {self.patch_size}")
         if self.positions not in POSITION_SCHEMES:
@@ -73,14 +70,9 @@ class AGIConfig:
             raise ValueError(f"attn_impl {self.attn_impl!r} is not one of {ATTN_IMPLS}: 'fast' for the linear-memory kernels, 'reference' for the original's algorithms")
 
     @property
-    def head_dim(self) -> int:
-        "Width E of one attention head."
-        return self.d_model // self.num_heads
-
+    def head_dim(self) -> int: return self.d_model // self.num_heads             # width E of one attention head
     @property
-    def context_patches(self) -> int:
-        "Patch positions the model was trained on."
-        return self.context_bytes // self.patch_size
+    def context_patches(self) -> int: return self.context_bytes // self.patch_size   # patch positions the model was trained on
 
     def to_dict(self) -> dict: return asdict(self)
     def to_json(self) -> str: return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -261,10 +253,10 @@ def cli(func):
     @functools.wraps(func)
     def _f(*args, **kwargs):
         if args or kwargs: return func(*args, **kwargs)
-        p = anno_parser(func, prog=func.__name__)
-        ns = vars(p.parse_args([_dashes(a) for a in sys.argv[1:]]))
-        ns.pop('pdb', None); ns.pop('xtra', None)
-        try: func(**ns)     # a console script exits with what its entry point returns: None is status 0
+        try:
+            ns = vars(anno_parser(func, prog=func.__name__).parse_args([_dashes(a) for a in sys.argv[1:]]))
+            ns.pop('pdb', None); ns.pop('xtra', None)
+            func(**ns)      # a console script exits with what its entry point returns: None is status 0
         except BrokenPipeError:                 # e.g. piped into `head`: not an error
             try: sys.stderr.close()
             finally: os._exit(0)

@@ -10,10 +10,11 @@ from typing import Iterable, Iterator
 
 import torch
 
-from .core import cli, eval_mode, resolve_device
+from .core import check_float, cli, eval_mode, resolve_device
 from .head import check_sampling, make_sampler
 from .model import AGIFORMER, AGICache
 from .checkpoint import load_model
+from .reasoning import check_depth
 
 # %% auto #0
 __all__ = ['as_bytes', 'check_prompt', 'recompute_generate', 'generate_patches', 'prefill_prompts', 'generate', 'utf8_chunks',
@@ -203,6 +204,7 @@ def _read_prompt(prompt, prompt_file) -> bytes:
     if prompt is not None: return as_bytes(prompt)
     if prompt_file is not None:
         p = Path(prompt_file)
+        if p.is_dir(): raise IsADirectoryError(f"--prompt-file {p} is a directory: give a file whose bytes are the prompt")
         if not p.is_file(): raise FileNotFoundError(f"prompt file {p} does not exist")
         return p.read_bytes()
     if sys.stdin is None or sys.stdin.isatty():
@@ -226,12 +228,14 @@ def agiformer_generate(checkpoint: str=None, # run directory, model directory, .
                        raw: bool=False, # write the new bytes as they are instead of UTF-8 text
                        echo: bool=False, # write the prompt before the continuation
                        no_stream: bool=False, # write the continuation at the end instead of as it is made
-                       num_heads: int=None, # for an original .pth trained with other than 8 heads
-                       window_size: int=None, # for an original .pth trained with another window
+                       num_heads: int=None, # for an original .pth trained with other than 8 heads (a checkpoint that stores its config refuses it)
+                       window_size: int=None, # for an original .pth trained with another window (a checkpoint that stores its config refuses it)
                       ):
     "Continue a prompt with an AGIFORMER checkpoint, streaming the new text to standard output."
     out = sys.stdout
     if checkpoint is None: raise ValueError("--checkpoint is required (a run directory, model directory, .safetensors, .pth or hub id)")
+    if thinking_steps is not None: check_depth(thinking_steps, halt_threshold, prefix='--')     # before any work
+    elif halt_threshold is not None: check_float('--halt_threshold', halt_threshold, 0)      # depth: the checkpoint's
     data = _read_prompt(prompt, prompt_file)
     overrides = {k: v for k, v in dict(num_heads=num_heads, window_size=window_size, positions=positions).items() if v is not None}
     model = load_model(checkpoint, map_location=resolve_device(device), **overrides)

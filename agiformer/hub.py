@@ -4,11 +4,11 @@
 
 # %% ../nbs/14_hub.ipynb #352a783d
 from __future__ import annotations
-import os, shutil, tempfile
+import contextlib, importlib, os, shutil, tempfile
 from pathlib import Path
 
 from huggingface_hub import HfApi, get_token
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
 import agiformer
 from .core import cli, is_hub_id
@@ -106,7 +106,7 @@ def _measure_test(model, run) -> dict|None:
 def stage_upload(source, # run directory, model directory, .safetensors, original .pth or hub id "user/name"
                  repo_id: str, # "user/name"
                  which: str='best', # best | last (for a run directory)
-                 dest=None, # staging directory (default: a new temporary one)
+                 dest=None, # staging directory (default: a new temporary one, which the caller removes)
                  measure_test: bool=True, # measure the test BPC by the protocol if the data is here
                  **config_overrides, # for an original .pth: num_heads=, window_size=, thinking_steps= if not the defaults
                 ) -> Path:
@@ -131,6 +131,28 @@ def stage_upload(source, # run directory, model directory, .safetensors, origina
     return dest
 
 # %% ../nbs/14_hub.ipynb #54729778
+def _network_errors() -> tuple:
+    "What a failed connection can raise: OSError (huggingface_hub's errors among them), httpx's and requests' errors."
+    errs = [OSError]
+    for mod, name in (('httpx', 'HTTPError'), ('httpx2', 'HTTPError'), ('requests', 'RequestException')):
+        with contextlib.suppress(ImportError, AttributeError): errs.append(getattr(importlib.import_module(mod), name))
+    return tuple(errs)
+
+@contextlib.contextmanager
+def _hub_errors(endpoint: str, repo_id: str):
+    "Turn every way the upload can fail on the network into one ConnectionError that says what to check."
+    try: yield
+    except OfflineModeIsEnabled:
+        raise ConnectionError("the Hugging Face hub cannot be reached while HF_HUB_OFFLINE is set: unset it to upload") from None
+    except HfHubHTTPError as e:
+        raise ConnectionError(f"the Hugging Face hub at {endpoint} refused the upload or could not be reached "
+                              f"({str(e).splitlines()[0][:300]}): check the network, that the token may write to "
+                              f"{repo_id}, and the repo id") from None
+    except _network_errors() as e:
+        raise ConnectionError(f"could not reach the Hugging Face hub at {endpoint} ({type(e).__name__}: "
+                              f"{(str(e).splitlines() or [''])[0][:300]}): check the network connection, HF_ENDPOINT "
+                              "and any proxy settings, then run agiformer_push again") from None
+
 @cli
 def agiformer_push(source: str, # run directory (best or --which), model directory, .safetensors, original .pth or hub id
                    repo_id: str, # hub repository "user/name" (created if missing)
@@ -145,26 +167,23 @@ def agiformer_push(source: str, # run directory (best or --which), model directo
                   ):
     "Upload a checkpoint to the Hugging Face hub with a model card. The token comes from HF_TOKEN or `huggingface-cli login`."
     over = {k: v for k, v in dict(num_heads=num_heads, window_size=window_size).items() if v is not None}
-    stage = stage_upload(source, repo_id, which, measure_test=not no_test, **over)
-    files = sorted(p for p in stage.iterdir() if p.is_file())
-    print(f"{'Would upload' if dry_run else 'Uploading'} to https://huggingface.co/{repo_id}"
-          f"{f' (branch {revision})' if revision else ''}{' (private)' if private else ''}:")
-    for p in files: print(f"  {p.name:20s} {p.stat().st_size:>12,} bytes")
-    if dry_run:
-        print('\n--- README.md (model card) ---\n' + (stage / 'README.md').read_text())
-        return
-    token = os.environ.get('HF_TOKEN') or get_token()
-    if not token: raise PermissionError("no Hugging Face token: set HF_TOKEN or run `huggingface-cli login` "
-                                        "(agiformer_push takes no token on the command line)")
-    api = HfApi(token=token)
-    try:
-        api.create_repo(repo_id, private=private, exist_ok=True, repo_type='model')
-        if revision: api.create_branch(repo_id, branch=revision, exist_ok=True)
-        info = api.upload_folder(folder_path=str(stage), repo_id=repo_id, revision=revision,
-                                 commit_message=commit_message or f"agiformer {agiformer.__version__}: {Path(source).name}")
-    except HfHubHTTPError as e:
-        raise ConnectionError(f"the hub refused the upload or could not be reached: {str(e).splitlines()[0][:300]}. "
-                              "Check the network, that the token may write to the repository, and the repo id") from None
+    with tempfile.TemporaryDirectory(prefix='agiformer-push-') as tmp:     # removed on every way out, Ctrl-C included
+        stage = stage_upload(source, repo_id, which, dest=tmp, measure_test=not no_test, **over)
+        print(f"{'Would upload' if dry_run else 'Uploading'} to https://huggingface.co/{repo_id}"
+              f"{f' (branch {revision})' if revision else ''}{' (private)' if private else ''}:")
+        for p in sorted(p for p in stage.iterdir() if p.is_file()): print(f"  {p.name:20s} {p.stat().st_size:>12,} bytes")
+        if dry_run:
+            print('\n--- README.md (model card) ---\n' + (stage / 'README.md').read_text())
+            return
+        token = os.environ.get('HF_TOKEN') or get_token()
+        if not token: raise PermissionError("no Hugging Face token: set HF_TOKEN or run `huggingface-cli login` "
+                                            "(agiformer_push takes no token on the command line)")
+        api = HfApi(token=token)
+        with _hub_errors(api.endpoint, repo_id):
+            api.create_repo(repo_id, private=private, exist_ok=True, repo_type='model')
+            if revision: api.create_branch(repo_id, branch=revision, exist_ok=True)
+            info = api.upload_folder(folder_path=str(stage), repo_id=repo_id, revision=revision,
+                                     commit_message=commit_message or f"agiformer {agiformer.__version__}: {Path(source).name}")
     print(f"Done: {getattr(info, 'commit_url', info)}")
 
 # %% ../nbs/14_hub.ipynb #f6b00bac

@@ -124,3 +124,43 @@ def test_checkpoint_errors(tmp_path):
     assert r.returncode == 2 and 'does not exist' in r.stderr.decode()
     r = run('--prompt', 'abcd', check=False)
     assert r.returncode == 2 and '--checkpoint is required' in r.stderr.decode()
+
+
+def _error_line(args, tmp_path) -> str:
+    "Run the console command agiformer_generate; check it failed as a user error should; its one stderr line."
+    env = {k: v for k, v in os.environ.items() if k not in ('HF_TOKEN', 'HF_ENDPOINT', 'AGIFORMER_DEBUG')}
+    env.update(HF_HUB_OFFLINE='1', HF_HOME=str(tmp_path / 'hf_home'), AGIFORMER_DATA=str(tmp_path / 'data'),
+               PYTHONWARNINGS='ignore')
+    r = subprocess.run([str(EXE), *map(str, args)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+                       stdin=subprocess.DEVNULL)
+    assert 'Traceback' not in r.stderr and r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('agiformer_generate: error: '), r.stderr[-3000:]
+    return lines[0]
+
+
+def test_prompt_file_that_is_a_directory(tiny, tmp_path):
+    _, d = tiny
+    line = _error_line(['--checkpoint', d / 'tiny.safetensors', '--prompt_file', tmp_path, '--device', 'cpu'], tmp_path)
+    assert f'--prompt-file {tmp_path} is a directory: give a file' in line and 'does not exist' not in line, line
+
+
+@pytest.mark.parametrize('args,msg', [
+    (['--halt_threshold', 'inf'], '--halt_threshold must be a finite number >= 0, got inf'),
+    (['--halt_threshold', '-0.5'], '--halt_threshold must be a finite number >= 0, got -0.5'),
+    (['--thinking_steps', '2', '--halt_threshold', 'nan'], '--halt_threshold must be a finite number >= 0, got nan'),
+    (['--thinking_steps', '0', '--halt_threshold', '0.1'], 'the depth is 0 (--thinking_steps 0'),
+    (['--thinking_steps', '-1'], '--thinking_steps must be an integer >= 0, got -1'),
+], ids=['inf', 'negative', 'nan', 'depth-0', 'negative-depth'])
+def test_system2_options_are_checked_before_loading(args, msg, tmp_path):
+    "The checkpoint does not exist: the System 2 options are refused first, before any model is loaded."
+    line = _error_line(['--checkpoint', tmp_path / 'missing.safetensors', '--prompt', 'abcd', *args], tmp_path)
+    assert msg in line and 'missing.safetensors' not in line, line
+
+
+def test_depth_0_checkpoint_with_halting_is_refused_by_the_model(tmp_path):
+    "thinking_steps not given: the checkpoint's depth is known only once it is loaded; the model's forward refuses."
+    save_model(AGIFORMER.from_preset('tiny', thinking_steps=0).eval(), tmp_path / 't0.safetensors')
+    line = _error_line(['--checkpoint', tmp_path / 't0.safetensors', '--prompt', 'abcd', '--halt_threshold', '0.1',
+                        '--device', 'cpu'], tmp_path)
+    assert 'the depth is 0' in line and 'drop halt_threshold' in line, line

@@ -1,11 +1,12 @@
 """Hub sharing for real: loading by hub id from a local HTTP server playing the hub (HF_ENDPOINT), revisions,
 safetensors only; agiformer_push as users run it (dry run, token handling, bad input)."""
-import hashlib, http.server, os, subprocess, sys, threading
+import hashlib, http.server, json, os, shutil, signal, socket, subprocess, sys, threading
+from pathlib import Path
 
 import pytest
 import torch
 
-from agiformer.checkpoint import load_model   # attaches AGIFORMER.from_pretrained (safetensors only, checked)
+from agiformer.checkpoint import load_model, save_model   # attaches AGIFORMER.from_pretrained (safetensors only, checked)
 from agiformer.model import AGIFORMER
 
 SECRET = 'hf_thisIsNotARealTokenButMustNeverBePrinted'
@@ -54,6 +55,9 @@ def hub(tmp_path_factory):
         m.save_pretrained(tmp / rev)
         for f in ('config.json', 'model.safetensors'):
             FakeHub.files[('me/tiny', rev, f)] = (tmp / rev / f).read_bytes()
+    save_model(a, tmp / 'edited' / 'model.safetensors')                 # a config in its header, and a config.json
+    (tmp / 'edited' / 'config.json').write_text(a.config.replace(window_size=4).to_json())   # that says otherwise
+    for f in ('config.json', 'model.safetensors'): FakeHub.files[('me/edited', 'main', f)] = (tmp / 'edited' / f).read_bytes()
     torch.save(a.state_dict(), tmp / 'pytorch_model.bin')
     FakeHub.files[('me/pickled', 'main', 'config.json')] = (tmp / 'main' / 'config.json').read_bytes()
     FakeHub.files[('me/pickled', 'main', 'pytorch_model.bin')] = (tmp / 'pytorch_model.bin').read_bytes()
@@ -159,3 +163,103 @@ def test_every_command_takes_a_hub_id(argv, hub, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert any(p.startswith('/me/tiny/resolve/main/') for _, p in FakeHub.requests)
+
+
+BOOK = Path(__file__).resolve().parents[1] / 'nbs' / 'models' / 'pystdlib-mini'
+BIN = Path(sys.executable).parent
+
+
+def _error_line(r, prog) -> str:
+    "The one stderr line of a command that failed as a user error should (exit status 2, no traceback)."
+    assert 'Traceback' not in r.stderr and r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f'{prog}: error: '), r.stderr[-3000:]
+    return lines[0]
+
+
+def test_hub_files_that_disagree_are_refused_like_local_ones(hub, tmp_path):
+    "config.json and model.safetensors fetched from the hub go through the same check as a local model directory."
+    tmp, env = hub
+    r = subprocess.run([str(BIN / 'agiformer_generate'), '--checkpoint', 'me/edited', '--prompt', 'abcd', '--device', 'cpu'],
+                       cwd=tmp_path, env={**env, 'AGIFORMER_DATA': str(tmp_path / 'data')}, capture_output=True, text=True,
+                       timeout=300, stdin=subprocess.DEVNULL)
+    line = _error_line(r, 'agiformer_generate')
+    assert 'config.json disagrees with the config stored in' in line and 'model.safetensors' in line, line
+    assert 'window_size: 4 in config.json, 8 in the header' in line and 'models--me--edited' in line, line
+
+
+@pytest.fixture
+def push_env(tmp_path):
+    "A copy of the book's model, an empty TMPDIR to stage in, and the usual offline environment."
+    shutil.copytree(BOOK, tmp_path / 'mini')
+    (tmp_path / 'scratch').mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ('HF_TOKEN', 'HF_ENDPOINT', 'AGIFORMER_DEBUG')}
+    env.update(HF_HUB_OFFLINE='1', HF_HOME=str(tmp_path / 'hf_home'), AGIFORMER_DATA=str(tmp_path / 'data'),
+               HF_HUB_DISABLE_TELEMETRY='1', PYTHONWARNINGS='ignore', TMPDIR=str(tmp_path / 'scratch'))
+    return tmp_path, env
+
+
+def _closed_port() -> int:
+    "A port on 127.0.0.1 that nothing listens on (bound, then released)."
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _push(argv, env, cwd):
+    return subprocess.run([str(BIN / 'agiformer_push'), *map(str, argv)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_push_dry_run_leaves_no_staged_copy(push_env):
+    tmp, env = push_env
+    r = _push([tmp / 'mini', 'me/x', '--dry_run', '--no_test'], env, tmp)
+    assert r.returncode == 0 and 'model.safetensors' in r.stdout, r.stderr[-3000:]
+    assert list((tmp / 'scratch').iterdir()) == []
+
+
+def test_push_to_an_unreachable_hub_is_one_line_and_leaves_nothing(push_env):
+    "HF_ENDPOINT at a closed port of this machine (nothing leaves it): a refused connection, said in one line."
+    tmp, env = push_env
+    env = {**env, 'HF_TOKEN': 'x', 'HF_ENDPOINT': f'http://127.0.0.1:{_closed_port()}'}
+    env.pop('HF_HUB_OFFLINE')
+    line = _error_line(_push([tmp / 'mini', 'me/x', '--no_test'], env, tmp), 'agiformer_push')
+    assert 'could not reach the Hugging Face hub at http://127.0.0.1:' in line, line
+    assert 'Connection refused' in line and 'check the network connection, HF_ENDPOINT' in line, line
+    assert list((tmp / 'scratch').iterdir()) == []
+
+
+def test_push_while_offline_is_one_line_and_leaves_nothing(push_env):
+    tmp, env = push_env
+    line = _error_line(_push([tmp / 'mini', 'me/x', '--no_test'], {**env, 'HF_TOKEN': 'x'}, tmp), 'agiformer_push')
+    assert 'cannot be reached while HF_HUB_OFFLINE is set' in line, line
+    assert list((tmp / 'scratch').iterdir()) == []
+
+
+def test_push_refuses_an_architecture_override_and_leaves_nothing(push_env):
+    tmp, env = push_env
+    line = _error_line(_push([tmp / 'mini', 'me/x', '--num_heads', 2, '--dry_run', '--no_test'], env, tmp), 'agiformer_push')
+    assert 'num_heads=2 (stored: 4)' in line and 'for original .pth files' in line, line
+    assert list((tmp / 'scratch').iterdir()) == []
+
+
+def test_push_interrupted_during_the_upload_leaves_nothing(push_env):
+    "Ctrl-C while the hub (a socket on 127.0.0.1 that never answers) is waited on: status 130, the staging is gone."
+    tmp, env = push_env
+    with socket.socket() as silent:
+        silent.bind(('127.0.0.1', 0)); silent.listen(16)
+        env = {**env, 'HF_TOKEN': 'x', 'HF_ENDPOINT': f'http://127.0.0.1:{silent.getsockname()[1]}', 'PYTHONUNBUFFERED': '1'}
+        env.pop('HF_HUB_OFFLINE')
+        p = subprocess.Popen([str(BIN / 'agiformer_push'), str(tmp / 'mini'), 'me/x', '--no_test'], cwd=tmp, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        try:
+            for line in p.stdout:                     # the file list is printed just before the upload starts
+                if 'model.safetensors' in line: break
+            assert list((tmp / 'scratch').iterdir()) != []       # staged, and now waiting on the silent hub
+            threading.Event().wait(1.0)
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None: p.kill(); p.wait()
+    assert p.returncode == 130 and err.strip() == 'agiformer_push: interrupted', (p.returncode, err[-3000:])
+    assert list((tmp / 'scratch').iterdir()) == []
