@@ -6,16 +6,18 @@
 from __future__ import annotations
 import math
 from dataclasses import dataclass, asdict, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from .core import AGIConfig, LN2, check_float, check_int, from_known_keys
 from .model import AGIFORMER
+from .runs import read_run_config
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'THINKING_SAMPLERS', 'AMP_MODES', 'RECIPES', 'TrainConfig', 'train_recipe', 'lr_at', 'pick_precision',
-           'lm_loss', 'train_thinking', 'plain_fit']
+__all__ = ['SCHEDULES', 'THINKING_SAMPLERS', 'AMP_MODES', 'RECIPES', 'TrainConfig', 'run_configs', 'train_recipe', 'lr_at',
+           'pick_precision', 'lm_loss', 'train_thinking', 'plain_fit']
 
 # %% ../nbs/09_recipe.ipynb #36df23c7
 SCHEDULES = ('constant', 'cosine')
@@ -96,6 +98,14 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         "A config from a dict (e.g. a run's `config.json`); unknown keys are an error."
         return from_known_keys(cls, d)
+
+def run_configs(out) -> tuple[AGIConfig, TrainConfig, dict]:
+    "(model config, train config, the whole config.json) of the run in `out`; a one-line error naming the file if they do not read."
+    stored = read_run_config(out)
+    try: return AGIConfig.from_dict(stored['model']), TrainConfig.from_dict(stored['train']), stored
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{Path(out) / 'config.json'} does not hold valid configs ({e}): restore it as agiformer_train "
+                         "wrote it, or start a new run in another --out") from None
 
 # %% ../nbs/09_recipe.ipynb #c963caff
 RECIPES: dict[str, TrainConfig] = {

@@ -11,8 +11,8 @@ from pathlib import Path
 from .core import AGIConfig, check_int, cli, fail
 from .checkpoint import load_model
 from .runs import check_run_dir
-from .recipe import TrainConfig, train_recipe
-from .trainer import Trainer, TrainingDiverged, run_configs
+from .recipe import TrainConfig, run_configs, train_recipe
+from .trainer import Trainer, TrainingDiverged
 
 # %% auto #0
 __all__ = ['agiformer_train']

@@ -19,12 +19,11 @@ from .checkpoint import load_model, load_weights, read_safetensors, save_model, 
 from .data import WindowSampler, load_corpus
 from .evaluate import evaluate_bpc, windows_to_score
 from .model import AGIFORMER
-from .runs import (RunLock, check_run_dir, claim_run_dir, plot_bpc_curves, read_metrics, read_run_config,
-                            recover_dir, replace_dir, save_png)
-from .recipe import TrainConfig, lm_loss, lr_at, pick_precision, train_thinking
+from .runs import RunLock, check_run_dir, claim_run_dir, plot_bpc_curves, read_metrics, recover_dir, replace_dir, save_png
+from .recipe import TrainConfig, lm_loss, lr_at, pick_precision, run_configs, train_thinking
 
 # %% auto #0
-__all__ = ['RESUME_MAY_CHANGE', 'save_model_dir', 'dist_env', 'TrainingDiverged', 'run_configs', 'Trainer', 'thinking_stats']
+__all__ = ['RESUME_MAY_CHANGE', 'save_model_dir', 'dist_env', 'TrainingDiverged', 'Trainer', 'thinking_stats']
 
 # %% ../nbs/09a_trainer.ipynb #df8f1309
 def save_model_dir(model: AGIFORMER, path, metadata: dict|None=None) -> Path:
@@ -56,13 +55,6 @@ RESUME_MAY_CHANGE = ('steps', 'log_every', 'val_every', 'val_windows', 'val_wind
 def _model_diff(a: AGIConfig, b: AGIConfig) -> dict:
     return {k: (v, getattr(b, k)) for k, v in a.to_dict().items() if k != 'attn_impl' and getattr(b, k) != v}
 
-def run_configs(out) -> tuple[AGIConfig, TrainConfig, dict]:
-    "(model config, train config, the whole config.json) of the run in `out`; a one-line error naming the file if they do not read."
-    stored = read_run_config(out)
-    try: return AGIConfig.from_dict(stored['model']), TrainConfig.from_dict(stored['train']), stored
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{Path(out) / 'config.json'} does not hold valid configs ({e}): restore it as agiformer_train "
-                         "wrote it, or start a new run in another --out") from None
 
 # %% ../nbs/09a_trainer.ipynb #f625e40a
 def _trained_context(mc: AGIConfig, c: TrainConfig) -> AGIConfig:
