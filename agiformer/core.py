@@ -243,8 +243,7 @@ def _dashes(arg: str) -> str:
 def fail(prog: str, e: BaseException) -> None:
     "Print `prog: error: <e on one line>` to stderr and exit with status 2."
     msg = ' '.join(str(e).split()) or type(e).__name__
-    print(f"{prog}: error: {msg}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    print(f"{prog}: error: {msg}", file=sys.stderr, flush=True); sys.exit(2)
 
 USER_ERRORS = (ValueError, TypeError, OSError)
 
@@ -254,7 +253,9 @@ def cli(func):
     def _f(*args, **kwargs):
         if args or kwargs: return func(*args, **kwargs)
         try:
-            ns = vars(anno_parser(func, prog=func.__name__).parse_args([_dashes(a) for a in sys.argv[1:]]))
+            p = anno_parser(func, prog=func.__name__)
+            p.error = lambda message: fail(func.__name__, ValueError(f"{message} (see {func.__name__} --help)"))  # one line
+            ns = vars(p.parse_args([_dashes(a) for a in sys.argv[1:]]))
             ns.pop('pdb', None); ns.pop('xtra', None)
             func(**ns)      # a console script exits with what its entry point returns: None is status 0
         except BrokenPipeError:                 # e.g. piped into `head`: not an error

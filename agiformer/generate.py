@@ -4,17 +4,17 @@
 
 # %% ../nbs/10_generate.ipynb #59ab4046
 from __future__ import annotations
-import codecs, contextlib, numbers, sys
+import codecs, contextlib, sys
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import torch
 
-from .core import check_float, cli, eval_mode, resolve_device
+from .core import check_int, cli, eval_mode, resolve_device
+from .reasoning import check_depth
 from .head import check_sampling, make_sampler
 from .model import AGIFORMER, AGICache
 from .checkpoint import load_model
-from .reasoning import check_depth
 
 # %% auto #0
 __all__ = ['as_bytes', 'check_prompt', 'recompute_generate', 'generate_patches', 'prefill_prompts', 'generate', 'utf8_chunks',
@@ -77,8 +77,7 @@ def recompute_generate(model: AGIFORMER,
 def _generator(seed: int|None, generator: torch.Generator|None, device) -> torch.Generator|None:
     if seed is not None and generator is not None: raise ValueError("give seed or generator, not both")
     if seed is None: return generator
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral): raise ValueError(f"seed must be an integer, got {seed!r}")
-    return torch.Generator(device=device).manual_seed(int(seed))
+    return torch.Generator(device=device).manual_seed(check_int('seed', seed, 0, 2**32 - 1))      # the range TrainConfig.seed takes
 
 def generate_patches(model: AGIFORMER,
                      prompts: list, # str or bytes each, at least one patch long
@@ -234,11 +233,12 @@ def agiformer_generate(checkpoint: str=None, # run directory, model directory, .
     "Continue a prompt with an AGIFORMER checkpoint, streaming the new text to standard output."
     out = sys.stdout
     if checkpoint is None: raise ValueError("--checkpoint is required (a run directory, model directory, .safetensors, .pth or hub id)")
-    if thinking_steps is not None: check_depth(thinking_steps, halt_threshold, prefix='--')     # before any work
-    elif halt_threshold is not None: check_float('--halt_threshold', halt_threshold, 0)      # depth: the checkpoint's
+    check_depth(thinking_steps, halt_threshold, prefix='--')                # before any work
+    if seed is not None: check_int('--seed', seed, 0, 2**32 - 1)
     data = _read_prompt(prompt, prompt_file)
     overrides = {k: v for k, v in dict(num_heads=num_heads, window_size=window_size, positions=positions).items() if v is not None}
     model = load_model(checkpoint, map_location=resolve_device(device), **overrides)
+    check_depth(model.config.thinking_steps if thinking_steps is None else thinking_steps, halt_threshold, prefix='--')
     chunks = stream(model, data, max_bytes, temperature, top_k, top_p, seed, None, stop, thinking_steps, text=not raw,
                     halt_threshold=halt_threshold)
     if echo: chunks = _prepend(data if raw else data.decode('utf-8', 'replace'), chunks)

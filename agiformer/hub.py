@@ -119,7 +119,7 @@ def stage_upload(source, # run directory, model directory, .safetensors, origina
     if run is not None:
         if not (run / which / 'model.safetensors').exists():
             raise FileNotFoundError(f"{run} has no {which}/model.safetensors yet (has it validated once?)")
-        model = load_model(run / which)
+        model = load_model(run / which, **config_overrides)                  # a stored config: overrides are refused
     else: model = load_model(source, **config_overrides)          # a local checkpoint or a hub id
     dest = Path(dest or tempfile.mkdtemp(prefix='agiformer-push-'))
     model.save_pretrained(dest)

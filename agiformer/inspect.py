@@ -32,6 +32,9 @@ def byte_batches(model, # an AGIFORMER (gives the patch size)
         if data.ndim != 1 or data.dtype != np.uint8:
             raise ValueError(f"a split must be a 1-d uint8 array, got shape {data.shape} dtype {data.dtype}; "
                              "for one text pass str or bytes")
+        if window % P or window < 2 * P:
+            raise ValueError(f"window {window} must be a multiple of the model's patch_size {P} and hold at least 2 patches "
+                             f"(e.g. {max(2, window // P) * P})")
         for seq in eval_batches(data, window, n_windows, batch_size=batch_size, device=device):
             seq = seq.long()
             yield seq[:, :-P], seq[:, P:], torch.ones_like(seq[:, P:], dtype=torch.bool)

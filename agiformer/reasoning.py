@@ -10,16 +10,18 @@ from torch import nn
 from .core import check_float, check_int, forward_rows, linear_rows_cat
 
 # %% auto #0
-__all__ = ['check_depth', 'RecurrentReasoningBlock']
+__all__ = ['MAX_DEPTH', 'check_depth', 'RecurrentReasoningBlock']
 
 # %% ../nbs/03_reasoning.ipynb #39a5a825
+MAX_DEPTH = 10_000  # the deepest System 2 accepted anywhere: 10,000 steps already take minutes on a few windows
+
 def check_depth(thinking_steps: int|None, # the depth T asked for (None: not known yet, e.g. the checkpoint's own)
                 halt_threshold: float|None=None, # adaptive halting's threshold (None: a fixed depth)
                 backprop_steps: int|None=None, # gradients through the last K steps only (None: all)
                 prefix: str='', # '--' when the values come from a command line, so the messages name its options
                ) -> int:
     "`thinking_steps`, once the System 2 options are checked: T >= 0, K >= 1, a finite threshold >= 0, no halting at depth 0."
-    T = None if thinking_steps is None else check_int(f'{prefix}thinking_steps', thinking_steps, 0)
+    T = None if thinking_steps is None else check_int(f'{prefix}thinking_steps', thinking_steps, 0, MAX_DEPTH)
     if backprop_steps is not None: check_int(f'{prefix}backprop_steps', backprop_steps, 1)
     if halt_threshold is not None:
         check_float(f'{prefix}halt_threshold', halt_threshold, 0)

@@ -4,11 +4,11 @@
 
 # %% ../nbs/09b_train.ipynb #3bd86e25
 from __future__ import annotations
-import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .core import AGIConfig, check_int, cli, fail
+from .core import AGIConfig, cli, fail
+from .reasoning import check_depth
 from .checkpoint import load_model
 from .runs import check_run_dir
 from .recipe import TrainConfig, run_configs, train_recipe
@@ -64,7 +64,7 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
                     progress: bool=False, # draw the progress bar even when stdout is not a terminal
                    ):
     "Train AGIFORMER with the original's recipe (or your changes); checkpoints, metrics and logs go to --out."
-    if thinking_steps is not None: check_int('--thinking_steps', thinking_steps, 0)
+    check_depth(thinking_steps, prefix='--')
     if out is not None: check_run_dir(out, resume, overwrite)        # a folder that is not a run is refused before any work
     tkw = _given(data=data, data_dir=data_dir, steps=steps, batch_size=batch_size, seq_len=seq_len, position_offsets=position_offsets,
                  thinking_sampler=thinking_sampler, thinking_backprop=thinking_backprop,
@@ -81,12 +81,12 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
         if recipe is not None: raise ValueError("--recipe starts a new run; a resumed run keeps its own settings")
         if init_from: raise ValueError("--resume continues a run; --init_from starts a new one: give one of them")
         mc0, tc0, _ = run_configs(out)
-        mc = AGIConfig.from_preset(preset, **mkw) if preset else mc0.replace(**mkw)
+        mc = AGIConfig.from_preset(preset, **mkw) if preset is not None else mc0.replace(**mkw)
         tc = replace(tc0, **tkw)
     else:
         if init_from is not None and preset is None: mc = load_model(init_from).config.replace(**mkw)
-        else: mc = AGIConfig.from_preset(preset or 'seed', **mkw)
-        tc = train_recipe(recipe or 'seed', **tkw)
+        else: mc = AGIConfig.from_preset('seed' if preset is None else preset, **mkw)
+        tc = train_recipe('seed' if recipe is None else recipe, **tkw)
         if out is None: out = f"runs/{preset or 'seed'}-{Path(str(tc.data)).name or tc.data}"
     trainer = Trainer(mc, tc, out, quiet=quiet, resume=resume, init_from=init_from, overwrite=overwrite,
                       progress=True if progress else None)

@@ -16,8 +16,10 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from .core import LN2, atomic_write, check_int, cli, resolve_device
+from .reasoning import MAX_DEPTH
 from .checkpoint import load_model
 from .data import load_corpus
+from .evaluate import windows_to_score
 from .runs import NbFigure, plot_bpc_curves, read_metrics, read_run_config, save_png
 from .inspect import COLOR_BY, DepthSweep, ThinkingTrace, format_step_table, trace_thinking
 
@@ -294,7 +296,8 @@ def agiformer_inspect(checkpoint: str=None, # run directory, model directory, .s
     if (text is None) == (data is None):
         raise ValueError("give exactly one of --text (a string, or @file) and --data (a corpus); a run directory "
                          "given neither inspects the corpus it was trained on")
-    if max_thinking_steps is not None: check_int('--max_thinking_steps', max_thinking_steps, 0)
+    if max_thinking_steps is not None: check_int('--max_thinking_steps', max_thinking_steps, 0, MAX_DEPTH)
+    if not out: raise ValueError("--out is empty: give the directory for the figures and inspect.json")
     if data is not None: check_int('--n_windows', n_windows, 1)
     model = load_model(checkpoint, map_location=resolve_device(device), **({} if positions is None else dict(positions=positions)))
     T = model.config.thinking_steps
@@ -310,7 +313,10 @@ def agiformer_inspect(checkpoint: str=None, # run directory, model directory, .s
             raise ValueError(f"the text has {len(src)} bytes; give at least {model.config.patch_size + 1}")
     else:
         corpus = load_corpus(data, data_dir=data_dir)
-        src, what = corpus.split(split), f"{corpus.name} {split}, {n_windows} windows of {window} bytes"
+        src = corpus.split(split)
+        n_windows, note = windows_to_score(src, window, n_windows, f'n_windows={n_windows}', split, 'inspecting')
+        if note: print(note)
+        what = f"{corpus.name} {split}, {n_windows} windows of {window} bytes"
     tr = trace_thinking(model, src, depth, window=window, n_windows=n_windows)
     rows, dg, sweep = tr.step_table(), diagnose(tr), tr.sweep()
     td = thinking_data(tr, T, 'bpc', position)                  # checks --position before anything is printed

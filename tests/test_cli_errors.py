@@ -73,7 +73,7 @@ def test_unreachable_hub_names_the_way_out(case, workdir):
 SAYS = {
     'train-seq-len':       'seq_len 1023 is not a multiple of patch_size 4: use --seq_len 1024',
     'train-val-window':    'val_window 1022 is not a multiple of patch_size 4',
-    'train-neg-thinking':  '--thinking_steps must be an integer >= 0, got -1',
+    'train-neg-thinking':  '--thinking_steps must be an integer in [0, 10000], got -1',
     'train-out-is-file':   '--out corpus.txt is a file',
     'train-big-batch':     'a batch of 100 windows of 1,028 bytes (seq_len + patch_size) needs 102,800 bytes',
     'train-no-val-window': 'the val split (3,713 bytes) holds no whole window of 8,192 bytes',
@@ -81,7 +81,7 @@ SAYS = {
     'train-data-device':   '/dev/zero is not a regular file or directory',
     'train-data-dir-file': 'the data directory corpus.txt is a file: give a directory',
     'eval-bad-split':      "unknown split 'dev'",
-    'eval-neg-thinking':   '--thinking_steps must be an integer >= 0, got -1',
+    'eval-neg-thinking':   '--thinking_steps must be an integer in [0, 10000], got -1',
     'eval-zero-windows':   '--n_windows must be an integer >= 1, got 0',
 }
 

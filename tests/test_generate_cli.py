@@ -150,7 +150,7 @@ def test_prompt_file_that_is_a_directory(tiny, tmp_path):
     (['--halt_threshold', '-0.5'], '--halt_threshold must be a finite number >= 0, got -0.5'),
     (['--thinking_steps', '2', '--halt_threshold', 'nan'], '--halt_threshold must be a finite number >= 0, got nan'),
     (['--thinking_steps', '0', '--halt_threshold', '0.1'], 'the depth is 0 (--thinking_steps 0'),
-    (['--thinking_steps', '-1'], '--thinking_steps must be an integer >= 0, got -1'),
+    (['--thinking_steps', '-1'], '--thinking_steps must be an integer in [0, 10000], got -1'),
 ], ids=['inf', 'negative', 'nan', 'depth-0', 'negative-depth'])
 def test_system2_options_are_checked_before_loading(args, msg, tmp_path):
     "The checkpoint does not exist: the System 2 options are refused first, before any model is loaded."
@@ -158,9 +158,9 @@ def test_system2_options_are_checked_before_loading(args, msg, tmp_path):
     assert msg in line and 'missing.safetensors' not in line, line
 
 
-def test_depth_0_checkpoint_with_halting_is_refused_by_the_model(tmp_path):
-    "thinking_steps not given: the checkpoint's depth is known only once it is loaded; the model's forward refuses."
+def test_depth_0_checkpoint_with_halting_is_refused_once_loaded(tmp_path):
+    "thinking_steps not given: the checkpoint's depth is known only once it is loaded; then halting at depth 0 is refused."
     save_model(AGIFORMER.from_preset('tiny', thinking_steps=0).eval(), tmp_path / 't0.safetensors')
     line = _error_line(['--checkpoint', tmp_path / 't0.safetensors', '--prompt', 'abcd', '--halt_threshold', '0.1',
                         '--device', 'cpu'], tmp_path)
-    assert 'the depth is 0' in line and 'drop halt_threshold' in line, line
+    assert 'the depth is 0' in line and 'drop --halt_threshold' in line, line

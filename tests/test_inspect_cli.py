@@ -99,7 +99,7 @@ def test_dataset_windows(tiny, tmp_path):
     ([], '--checkpoint is required'),
     (['--checkpoint', 'X'], 'exactly one of --text'),
     (['--checkpoint', 'X', '--text', 'abcdefgh', '--data', 'pystdlib'], 'exactly one of --text'),
-    (['--checkpoint', 'X', '--text', 'abcdefgh', '--max_thinking_steps', '-1'], '--max_thinking_steps must be an integer >= 0'),
+    (['--checkpoint', 'X', '--text', 'abcdefgh', '--max_thinking_steps', '-1'], '--max_thinking_steps must be an integer in [0, 10000]'),
 ])
 def test_usage_errors_are_clear(args, msg, tmp_path):
     _one_line_error(_run(*args, '--out', tmp_path / 'e'), msg)
