@@ -407,7 +407,7 @@ def _fit(self: Trainer) -> dict:
     bar.close()
     if validated_at != self.step:                         # stopped early, or resumed at the end: save where we are
         self._save_last(); self._save_plot()
-    status = 'finished' if self.step >= c.steps and not self._stop else 'interrupted'
+    status = 'finished' if self.step >= c.steps else 'interrupted'       # a stop asked for after the last step: finished
     if status == 'interrupted':
         self._log(f"Training interrupted at step {self.step}; continue with: agiformer_train --resume --out {self.out}")
     summary = dict(status=status, step=self.step, best_val_bpc=None if self.best_step is None else self.best_val / LN2,

@@ -54,7 +54,7 @@ def test_two_processes_match_one(tmp_path):
         assert torch.allclose(m1(x[:, :-4], x[:, 4:]), m2(x[:, :-4], x[:, 4:]), atol=1e-5)
     # only rank 0 wrote: one log line per step, no stray temporary directories
     assert (two / 'log.txt').read_text().count('Step 6: Loss') == 1
-    assert sorted(p.name for p in two.iterdir()) == ['best', 'bpc.png', 'config.json', 'last', 'log.txt', 'metrics.jsonl']
+    assert sorted(p.name for p in two.iterdir()) == ['.lock', 'best', 'bpc.png', 'config.json', 'last', 'log.txt', 'metrics.jsonl']
     # and the two-process run resumes (with two processes)
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', *TORCHRUN, '-m', 'agiformer.train', '--resume',
                         '--out', str(two), '--steps', '8', '--quiet'], env=env, timeout=600, capture_output=True,
