@@ -9,18 +9,33 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .core import ATTN_IMPLS, forward_rows
+from .core import AGIConfig, ATTN_IMPLS
 from .kernels import (feature_map, sliding_window_attention_ref, causal_linear_attention_ref,
                                sliding_window_attention, causal_linear_attention, linear_attention_step)
 
 # %% auto #0
-__all__ = ['check_impl', 'WindowCache', 'SlidingWindowAttention', 'LinearCache', 'LinearAttention', 'set_attn_impl']
+__all__ = ['MIXERS', 'check_impl', 'register_mixer', 'WindowCache', 'SlidingWindowAttention', 'LinearCache', 'LinearAttention',
+           'set_attn_impl']
 
 # %% ../nbs/02a_attention.ipynb #6
 def check_impl(impl: str) -> str:
     "Return `impl` if it names an attention implementation, else raise."
     if impl not in ATTN_IMPLS: raise ValueError(f"attention impl {impl!r} is not one of {ATTN_IMPLS}")
     return impl
+
+MIXERS: dict[str, tuple[type, str]] = {}   # a config's mixer name -> (its module class, its attribute in a hybrid block)
+
+def register_mixer(name: str, # the name the config's `mixers` field uses
+                   attr: str|None=None, # the block's attribute (and state-dict prefix) for it; default: `name`
+                  ):
+    "Class decorator: make a token mixer (built as `cls(config)`) available to hybrid blocks under `name`."
+    def add(cls):
+        old = MIXERS.get(name)
+        if old is not None and old[0].__qualname__ != cls.__qualname__:
+            raise ValueError(f"a mixer named {name!r} is registered already ({old[0].__name__}): choose another name")
+        MIXERS[name] = (cls, attr or name)
+        return cls
+    return add
 
 @dataclass
 class WindowCache:
@@ -43,16 +58,13 @@ class WindowCache:
                            torch.cat([c.filled for c in caches]), caches[0].t, min(c.n_min for c in caches))
 
 # %% ../nbs/02a_attention.ipynb #8
+@register_mixer('window', attr='attn')       # 'attn': the original's name for it
 class SlidingWindowAttention(nn.Module):
     "Causal softmax attention restricted to the last `window_size` patches, in parallel (`forward`) or patch by patch (`step`)."
-    def __init__(self,
-                 d_model: int, # latent width D
-                 num_heads: int, # heads H
-                 window_size: int, # window W in patches, the query included
-                 impl: str='fast', # 'fast': block-wise O(N W) kernel; 'reference': the N x N algorithm
-                ):
+    def __init__(self, config: AGIConfig): # reads d_model, num_heads, window_size (W, the query included), attn_impl
         super().__init__()
-        self.num_heads, self.window_size, self.impl = num_heads, window_size, check_impl(impl)
+        d_model, self.num_heads, self.window_size = config.d_model, config.num_heads, config.window_size
+        self.impl = check_impl(config.attn_impl)   # 'fast': block-wise O(N W) kernel; 'reference': the N x N algorithm
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
 
@@ -76,19 +88,17 @@ class SlidingWindowAttention(nn.Module):
     def step(self,
              x: torch.Tensor, # (B, D) the latent of one new patch per row
              cache: WindowCache, # from `forward(..., return_cache=True)`; updated in place
-             qkv: torch.Tensor|None=None, # (B, 3D) `self.qkv(x)`, when the caller has it (a block computes both mixers' in one product)
             ) -> torch.Tensor: # (B, D)
         B, D = x.shape
         H, W, E = self.num_heads, self.window_size, D // self.num_heads
-        if qkv is None: qkv = forward_rows(self.qkv, x)
-        q, k, v = qkv.view(B, 3, H, E).unbind(1)                                # 3 x (B, H, E)
+        q, k, v = self.qkv(x).view(B, 3, H, E).unbind(1)                        # 3 x (B, H, E)
         slot = cache.t % W
         cache.k[:, :, slot], cache.v[:, :, slot] = k, v
         if cache.n_min < W: cache.filled[:, slot] = True                        # once every ring is full it stays full
         cache.t, cache.n_min = cache.t + 1, min(cache.n_min + 1, W)
         s = torch.bmm(q.reshape(B * H, 1, E), cache.k.reshape(B * H, W, E).transpose(1, 2)) / math.sqrt(E)  # (BH, 1, W)
         if cache.n_min < W: s = s.view(B, H, 1, W).masked_fill(~cache.filled[:, None, None], float('-inf')).view(B * H, 1, W)
-        return forward_rows(self.proj, torch.bmm(s.softmax(dim=-1), cache.v.reshape(B * H, W, E)).view(B, D))
+        return self.proj(torch.bmm(s.softmax(dim=-1), cache.v.reshape(B * H, W, E)).view(B, D))
 
 # %% ../nbs/02a_attention.ipynb #15
 @dataclass
@@ -104,33 +114,28 @@ class LinearCache:
         "Stack the rows of several caches into one batch."
         return LinearCache(torch.cat([c.S for c in caches]), torch.cat([c.z for c in caches]))
 
+@register_mixer('linear', attr='ssm')       # 'ssm': the original's name for it
 class LinearAttention(nn.Module):
     "Causal kernelised attention with an E x E state per head, in parallel (`forward`) or patch by patch (`step`)."
-    def __init__(self,
-                 d_model: int, # latent width D
-                 num_heads: int=8, # heads H
-                 dropout: float=0.1, # dropout after the output norm
-                 impl: str='fast', # 'fast': chunk-wise kernel; 'reference': the (B, N, H, E, E) algorithm
-                ):
+    def __init__(self, config: AGIConfig): # reads d_model, num_heads, dropout (after the output norm), attn_impl
         super().__init__()
-        self.num_heads, self.impl = num_heads, check_impl(impl)
+        d_model, self.num_heads = config.d_model, config.num_heads
+        self.impl = check_impl(config.attn_impl)   # 'fast': chunk-wise kernel; 'reference': the (B, N, H, E, E) algorithm
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out_proj = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(config.dropout)
         self.norm = nn.LayerNorm(d_model)
 
-    def projections(self, x: torch.Tensor, qkv: torch.Tensor|None=None):
-        "Raw q, k, v (..., H, E) of latents (..., D), or of their projection `qkv` when the caller has it, in float32 (also under autocast)."
-        return (forward_rows(self.qkv, x) if qkv is None else qkv).float().unflatten(-1, (3, self.num_heads, -1)).unbind(-3)
+    def projections(self, x: torch.Tensor):
+        "Raw q, k, v (..., H, E) of latents (..., D), in float32 (also under autocast)."
+        return self.qkv(x).float().unflatten(-1, (3, self.num_heads, -1)).unbind(-3)
 
     def featurize(self, x: torch.Tensor):
         "q, k, v (B, N, H, E) after the feature map and the 1/sqrt(E) scaling of q (float32 under autocast)."
         q, k, v = self.projections(x)                                      # 3 x (B, N, H, E)
         return feature_map(q) / math.sqrt(q.shape[-1]), feature_map(k), v
 
-    def _out(self, o: torch.Tensor) -> torch.Tensor:
-        o = self.norm(forward_rows(self.out_proj, o))
-        return forward_rows(self.dropout, o)                               # eval dropout: the identity, no call
+    def _out(self, o: torch.Tensor) -> torch.Tensor: return self.dropout(self.norm(self.out_proj(o)))
 
     def forward(self,
                 x: torch.Tensor, # (B, N, D) patch latents
@@ -150,9 +155,8 @@ class LinearAttention(nn.Module):
     def step(self,
              x: torch.Tensor, # (B, D) the latent of one new patch per row
              cache: LinearCache, # from `forward(..., return_cache=True)`; updated in place
-             qkv: torch.Tensor|None=None, # (B, 3D) `self.qkv(x)`, when the caller has it (a block computes both mixers' in one product)
             ) -> torch.Tensor: # (B, D)
-        out = linear_attention_step(*self.projections(x, qkv), (cache.S, cache.z))  # (B, H, E)
+        out = linear_attention_step(*self.projections(x), (cache.S, cache.z))  # (B, H, E)
         return self._out(out.reshape(x.shape))
 
 # %% ../nbs/02a_attention.ipynb #20

@@ -4,19 +4,18 @@
 
 # %% ../nbs/00_core.ipynb #2
 from __future__ import annotations
-import contextlib, functools, json, math, numbers, os, random, re, sys, tempfile
+import argparse, contextlib, functools, inspect, json, math, numbers, os, random, re, sys, tempfile
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from fastcore.script import anno_parser
+from fastcore.docments import docments
+from fastcore.script import Param, str2bool
 
 # %% auto #0
 __all__ = ['ATTN_IMPLS', 'POSITION_SCHEMES', 'PRESETS', 'LN2', 'USER_ERRORS', 'from_known_keys', 'AGIConfig', 'check_bytes',
            'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed', 'count_params', 'check_int', 'check_float',
-           'eval_mode', 'atomic_write', 'resolve_device', 'is_hub_id', 'fail', 'cli', 'derived', 'linear_rows',
-           'without_onednn', 'forward_rows', 'linear_rows_cat']
+           'eval_mode', 'atomic_write', 'resolve_device', 'is_hub_id', 'fail', 'field_flags', 'command_parser', 'cli']
 
 # %% ../nbs/00_core.ipynb #5
 def from_known_keys(cls, d: dict):
@@ -31,20 +30,26 @@ POSITION_SCHEMES = ('wrap', 'absolute', 'cap')
 
 @dataclass(frozen=True)
 class AGIConfig:
-    "Hyper-parameters of one AGIFORMER model (the original's names and defaults)."
+    "Hyper-parameters of one AGIFORMER model (the original's names and defaults), grouped by the chapter that uses them."
+    # the whole model
     d_model: int = 512        # width D of a patch latent
-    n_layers: int = 6         # number of hybrid (window + linear attention) blocks
-    num_heads: int = 8        # attention heads H; head width E = d_model / num_heads
-    patch_size: int = 4       # bytes per patch P
-    window_size: int = 128    # sliding-window length W, in patches (a patch sees itself and W-1 before it)
     vocab_size: int = 256     # byte vocabulary; fixed at 256 (kept for the original's signature)
     dropout: float = 0.1      # dropout in the encoder, linear attention, MLPs and the reasoning block
-    thinking_steps: int = 3   # System 2 refinement steps T (0 turns the block off)
-    thinking_inject: bool = False # each System 2 step also sees the backbone's latent z_0 (one more Linear(D, D))
-    head_hidden: int = 256    # hidden size of the local autoregressive GRU head
-    attn_impl: str = 'fast'   # attention kernels: 'fast' (linear memory) or 'reference' (the original's algorithms)
+    # 01 encoder
+    patch_size: int = 4       # bytes per patch P
     context_bytes: int = 1024 # the context the model was trained on: its positions 0 .. context_bytes / patch_size - 1
     positions: str = 'wrap'   # patch positions past the trained context: 'wrap' (modulo it), 'absolute', or 'cap' (clamp)
+    # 02a token mixers, 05 hybrid blocks
+    n_layers: int = 6         # number of hybrid blocks
+    mixers: str = 'window,linear' # the token mixers of each hybrid block, comma-separated names from the attention chapter's MIXERS
+    num_heads: int = 8        # attention heads H; head width E = d_model / num_heads
+    window_size: int = 128    # sliding-window length W, in patches (a patch sees itself and W-1 before it)
+    attn_impl: str = 'fast'   # attention kernels: 'fast' (linear memory) or 'reference' (the original's algorithms)
+    # 03 System 2
+    thinking_steps: int = 3   # System 2 refinement steps T (0 turns the block off)
+    thinking_inject: bool = False # each System 2 step also sees the backbone's latent z_0 (one more Linear(D, D))
+    # 04 head
+    head_hidden: int = 256    # hidden size of the local autoregressive GRU head
 
     def __post_init__(self):
         for f in fields(self):                      # one type check for every field, read from its annotation
@@ -68,7 +73,12 @@ class AGIConfig:
             raise ValueError(f"positions {self.positions!r} is not one of {POSITION_SCHEMES}: 'wrap' keeps every position inside the trained context")
         if self.attn_impl not in ATTN_IMPLS:
             raise ValueError(f"attn_impl {self.attn_impl!r} is not one of {ATTN_IMPLS}: 'fast' for the linear-memory kernels, 'reference' for the original's algorithms")
+        names = self.mixer_names
+        if not all(re.fullmatch(r'[A-Za-z_]\w*', n) for n in names) or len(set(names)) < len(names):
+            raise ValueError(f"mixers {self.mixers!r} must name one or more different token mixers, comma-separated, e.g. 'window,linear'")
 
+    @property
+    def mixer_names(self) -> tuple[str, ...]: return tuple(n.strip() for n in self.mixers.split(','))   # ('window', 'linear')
     @property
     def head_dim(self) -> int: return self.d_model // self.num_heads             # width E of one attention head
     @property
@@ -247,16 +257,43 @@ def fail(prog: str, e: BaseException) -> None:
 
 USER_ERRORS = (ValueError, TypeError, OSError)
 
+_FLAG_TYPES = {'int': int, 'float': float, 'str': str, 'bool': str2bool}
+
+def field_flags(p: argparse.ArgumentParser, cls, title: str) -> list[str]:
+    "Add one optional flag per field of dataclass `cls` to `p` (type from its annotation, help from its comment, default None); return their names."
+    g, helps = p.add_argument_group(title), docments(cls)
+    for f in fields(cls):
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        kw = dict(type=str2bool, nargs='?', const=True, metavar='BOOL') if kind == 'bool' else dict(type=_FLAG_TYPES[kind])
+        g.add_argument(f'--{f.name}', default=None, help=f"{helps.get(f.name) or f.name} (the original's: {f.default!r})", **kw)
+    return [f.name for f in fields(cls)]
+
+def command_parser(func) -> argparse.ArgumentParser:
+    "`func`'s command line: a flag per documented argument (as fastcore's `anno_parser`), and for a `**name: SomeDataclass` argument, a flag per field."
+    params = inspect.signature(func).parameters
+    p = argparse.ArgumentParser(description=func.__doc__, prog=func.__name__)
+    p.error = lambda message: fail(func.__name__, ValueError(f"{message} (see {func.__name__} --help)"))   # one line
+    p.var_fields = []
+    for k, v in docments(func, full=True, returns=False, eval_str=True).items():
+        if params[k].kind is params[k].VAR_KEYWORD:
+            p.var_fields = field_flags(p, v.anno, f"{k}: the fields of {v.anno.__name__} (a flag not given keeps the starting value)"); continue
+        param = Param(v.docment, v.anno)
+        param.set_default(v.default)
+        kw = param.kwargs
+        if param.negated: kw['dest'] = k
+        p.add_argument(f"{param.pre}{'no-' + k if param.negated else k}", **kw)   # an argument without a default is positional
+    return p
+
 def cli(func):
-    "Make `func` a console entry point: called without arguments it parses `sys.argv` (docments become --help), reports user errors in one line with exit status 2, and returns None."
+    "Make `func` a console entry point: called without arguments it parses `sys.argv` (`command_parser`), reports user errors in one line with exit status 2, and returns None."
     @functools.wraps(func)
     def _f(*args, **kwargs):
         if args or kwargs: return func(*args, **kwargs)
         try:
-            p = anno_parser(func, prog=func.__name__)
-            p.error = lambda message: fail(func.__name__, ValueError(f"{message} (see {func.__name__} --help)"))  # one line
+            p = command_parser(func)
             ns = vars(p.parse_args([_dashes(a) for a in sys.argv[1:]]))
-            ns.pop('pdb', None); ns.pop('xtra', None)
+            for k in p.var_fields:                      # a field's flag that was not given is not passed at all
+                if ns[k] is None: del ns[k]
             func(**ns)      # a console script exits with what its entry point returns: None is status 0
         except BrokenPipeError:                 # e.g. piped into `head`: not an error
             try: sys.stderr.close()
@@ -269,64 +306,3 @@ def cli(func):
             sys.exit(130)
     return _f
 
-
-# %% ../nbs/00_core.ipynb #a5c966a1
-def derived(key: str, # names the derived tensor among those cached on sources[0]
-            make, # () -> the tensor, computed from `sources`
-            *sources: torch.Tensor, # what it depends on; it is cached on the first
-           ) -> torch.Tensor:
-    "`make()` (a tensor, or a tuple of them), cached on `sources[0]` until a source changes in place (its version) or is moved (its storage)."
-    stamp = [(s.data_ptr(), s._version) for s in sources]
-    cache = sources[0].__dict__.setdefault('_agiformer_derived', {})
-    hit = cache.get(key)
-    if hit is not None and hit[0] == stamp: return hit[1]
-    with torch.inference_mode(False), torch.no_grad(): t = make()       # plain tensors, also when made under inference mode
-    cache[key] = (stamp, t)
-    return t
-
-def linear_rows(x: torch.Tensor, # (M, in) a few rows
-                weight: torch.Tensor, # (out, in), or stored otherwise with `as_matrix`
-                bias: torch.Tensor|None=None, # (out,)
-                as_matrix=None, # weight -> its (out, in) matrix (a slice, a reshape), when it is stored otherwise
-                key: str='rows', # tells apart the matrices derived from one weight with different `as_matrix`
-               ) -> torch.Tensor: # (M, out)
-    "`F.linear(x, W, bias)`; without gradients on the CPU, W is read in the layout that is faster for a few rows."
-    if torch.is_grad_enabled() or not x.is_cpu or x.dim() != 2:
-        return F.linear(x, weight if as_matrix is None else as_matrix(weight), bias)
-    if as_matrix is None and weight.shape[1] > weight.shape[0]: return F.linear(x, weight, bias)   # in > out: as stored
-    def layout():                           # (out, in) contiguous if in > out, else the transposed copy (in, out)
-        w = weight if as_matrix is None else as_matrix(weight)
-        return w.contiguous() if w.shape[1] > w.shape[0] else w.t().contiguous()
-    w = derived(key, layout, weight)
-    if w.shape[0] != x.shape[1]: return F.linear(x, w, bias)                                     # stored (out, in)
-    return x @ w if bias is None else torch.addmm(bias, x, w)
-
-def without_onednn(f, x: torch.Tensor) -> torch.Tensor:   # f: a function of one tensor, e.g. an `nn.GELU`
-    "`f(x)`; without gradients on a few CPU rows (2-D, up to 16,384 values), with oneDNN switched off, so that ATen's own kernel runs."
-    if torch.is_grad_enabled() or x.dim() != 2 or x.numel() > 16384 or not x.is_cpu or not torch.backends.mkldnn.enabled: return f(x)
-    torch.backends.mkldnn.enabled = False     # a process-wide switch, held for this one call
-    try: return f(x)
-    finally: torch.backends.mkldnn.enabled = True
-
-def forward_rows(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    "`m(x)`, with `m` (an `nn.Linear`, or each `nn.Linear` of an `nn.Sequential`) computed by `linear_rows`, an `nn.GELU` `without_onednn`."
-    if isinstance(m, torch.nn.Linear): return linear_rows(x, m.weight, m.bias)
-    if isinstance(m, torch.nn.GELU): return without_onednn(m, x)
-    if isinstance(m, torch.nn.Dropout) and not m.training: return x                 # eval dropout: the identity, no call
-    if isinstance(m, torch.nn.Sequential):
-        for s in m: x = forward_rows(s, x)
-        return x
-    return m(x)
-
-def linear_rows_cat(x: torch.Tensor, # (M, in) rows that every layer of `linears` reads
-                    linears: list, # `nn.Linear` modules with the same input width
-                    key: str, # names the stacked matrix among those cached on the first weight
-                   ) -> torch.Tensor: # (M, sum of their widths): each layer's output, side by side
-    "`torch.cat([m(x) for m in linears], -1)`; without gradients on the CPU, one product with their matrices stacked (cached)."
-    if torch.is_grad_enabled() or not x.is_cpu or x.dim() != 2:
-        return torch.cat([F.linear(x, m.weight, m.bias) for m in linears], -1)
-    ws, bs = [m.weight for m in linears], [m.bias for m in linears]
-    def stack():                            # (in, sum out) contiguous, and the biases (zeros for a layer without one)
-        return torch.cat(ws).t().contiguous(), torch.cat([w.new_zeros(w.shape[0]) if b is None else b for w, b in zip(ws, bs)])
-    w, b = derived(key, stack, *ws, *[b for b in bs if b is not None])
-    return torch.addmm(b, x, w)

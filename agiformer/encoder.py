@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import derived, forward_rows
+from .core import AGIConfig
 
 # %% auto #0
 __all__ = ['rotate_half', 'rotary_angles', 'rotate', 'ByteLatentEncoder']
@@ -35,20 +35,14 @@ def rotate(x: torch.Tensor, ang: torch.Tensor) -> torch.Tensor:
 # %% ../nbs/01_encoder.ipynb #7
 class ByteLatentEncoder(nn.Module):
     "Embed bytes, merge each patch of P bytes with a strided conv, add a rotary position, normalise; a whole sequence (`forward`) or one patch (`step`)."
-    def __init__(self,
-                 d_model: int, # latent width D
-                 patch_size: int, # bytes per patch P
-                 dropout: float=0.1, # dropout after the norm
-                 context_patches: int=256, # positions seen in training (0 .. context_patches - 1)
-                 positions: str='wrap', # positions past them: 'wrap' (modulo), 'absolute', 'cap' (clamp)
-                ):
+    def __init__(self, config: AGIConfig): # reads d_model, patch_size, dropout, context_bytes, positions
         super().__init__()
-        self.d_model, self.patch_size = d_model, patch_size
-        self.context_patches, self.positions = context_patches, positions
+        self.d_model, self.patch_size = d_model, patch_size = config.d_model, config.patch_size
+        self.context_patches, self.positions = config.context_patches, config.positions
         self.byte_embedding = nn.Embedding(256, d_model)
         self.patch_conv = nn.Conv1d(d_model, d_model, kernel_size=patch_size, stride=patch_size)
         self.norm = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(config.dropout)
         # a persistent buffer: the original saves it in its state_dict
         self.register_buffer('inv_freq', 1.0 / (10000 ** (torch.arange(0, d_model, 2).float() / d_model)))
 
@@ -69,20 +63,14 @@ class ByteLatentEncoder(nn.Module):
         p = rotate(p, rotary_angles(self.position_ids(pos), self.inv_freq))   # angles (N, D) or (B, N, D)
         return self.dropout(self.norm(p))
 
-    def patch_rows(self, x: torch.Tensor) -> torch.Tensor:
-        "(B, P) bytes -> (B, D) the conv's output for that one patch: without gradients, a sum of P rows of a cached table."
-        w, P = self.patch_conv.weight, self.patch_size                                   # w: (D, D, P)
-        if torch.is_grad_enabled():
-            return self.patch_conv(self.byte_embedding(x).transpose(1, 2))[..., 0]
-        tab = derived('patch_table', lambda: torch.einsum('vc,ocp->pvo', self.byte_embedding.weight, w).reshape(P * 256, -1),
-                      w, self.byte_embedding.weight)                                     # (P*256, D): row p*256+v = byte v at slot p
-        idx = x + torch.arange(0, P * 256, 256, device=x.device)                         # (B, P) rows of the table
-        return F.embedding_bag(idx, tab, mode='sum') + self.patch_conv.bias
+    def conv_patch(self, x: torch.Tensor) -> torch.Tensor:
+        "(B, P) bytes of one patch per row -> (B, D) the convolution's one output for it."
+        return self.patch_conv(self.byte_embedding(x).transpose(1, 2))[..., 0]
 
     def step(self,
              x: torch.Tensor, # (B, P) the bytes of one new patch per row
              pos: torch.Tensor, # (B,) long: each row's patch position
             ) -> torch.Tensor: # (B, D) its latent
-        p = self.patch_rows(x)                                                # (B, D): the conv's one output
-        p = self.norm(rotate(p, rotary_angles(self.position_ids(pos), self.inv_freq)))  # angles (B, D)
-        return forward_rows(self.dropout, p)                             # eval dropout: the identity, no call
+        p = self.conv_patch(x)                                                          # (B, D)
+        p = rotate(p, rotary_angles(self.position_ids(pos), self.inv_freq))             # angles (B, D)
+        return self.dropout(self.norm(p))

@@ -14,6 +14,7 @@ from .core import check_int, cli, eval_mode, resolve_device
 from .reasoning import check_depth
 from .head import check_sampling, make_sampler
 from .model import AGIFORMER, AGICache
+from .rows import RowKernels
 from .checkpoint import load_model
 
 # %% auto #0
@@ -91,6 +92,7 @@ def generate_patches(model: AGIFORMER,
                      thinking_steps: int|None=None, # System 2 depth (default: the model's); the most with halting
                      step_threads: int|None=1, # intra-op threads for steps and decodes (None: torch's setting)
                      halt_threshold: float|None=None, # adaptive halting of System 2 (the reasoning chapter)
+                     row_kernels: bool=True, # decode with the row kernels of chapter 05a (False: the plain model)
                     ) -> Iterator[list[bytes]]:
     "Validate, then return an iterator that yields, per decoded patch, the new bytes of every row (b'' once done)."
     check_sampling(temperature, top_k, top_p, max_new_bytes)
@@ -102,7 +104,7 @@ def generate_patches(model: AGIFORMER,
     stops = _as_stops(stop)
     sample = make_sampler(temperature, top_k, top_p, _generator(seed, generator, next(model.parameters()).device))
     think = dict(thinking_steps=thinking_steps, halt_threshold=halt_threshold)
-    return _loop(model, data, max_new_bytes, sample, stops, think, step_threads)
+    return _loop(model, data, max_new_bytes, sample, stops, think, step_threads, RowKernels(model, row_kernels))
 
 @contextlib.contextmanager
 def _threads(n: int|None):
@@ -123,7 +125,7 @@ def prefill_prompts(model: AGIFORMER, data: list[bytes], **think): # -> (latents
         lats.append(z[:, -1]); caches.append(c)
     return torch.cat(lats), AGICache.cat(caches)
 
-def _loop(model: AGIFORMER, data: list[bytes], max_new: int, sample, stops: list[bytes], think: dict, step_threads):
+def _loop(model: AGIFORMER, data: list[bytes], max_new: int, sample, stops: list[bytes], think: dict, step_threads, rows):
     P, B, dev = model.patch_size, len(data), next(model.parameters()).device
     if max_new == 0: return
     n_forced = [len(d) % P for d in data]
@@ -133,9 +135,9 @@ def _loop(model: AGIFORMER, data: list[bytes], max_new: int, sample, stops: list
     keep = max((len(s) for s in stops), default=1) - 1
     tails = [b''] * B                                # the last bytes of each row, to find stops across patches
     with eval_mode(model):
-        with torch.inference_mode(): z, cache = prefill_prompts(model, data, **think)          # (B, D)
+        with torch.inference_mode(), rows: z, cache = prefill_prompts(model, data, **think)    # (B, D)
         while True:
-            with torch.inference_mode(), _threads(step_threads):
+            with torch.inference_mode(), _threads(step_threads), rows:
                 patch = model.head.decode(model.head.context(z), sample, forced, n_forced)     # (B, P)
             news = []
             for b, row in enumerate(patch.tolist()):
@@ -151,7 +153,7 @@ def _loop(model: AGIFORMER, data: list[bytes], max_new: int, sample, stops: list
                 news.append(new)
             yield news
             if all(done): return
-            with torch.inference_mode(), _threads(step_threads): z = model.step(patch, cache, **think)
+            with torch.inference_mode(), _threads(step_threads), rows: z = model.step(patch, cache, **think)
             n_forced = [0] * B
 
 # %% ../nbs/10_generate.ipynb #41
@@ -164,13 +166,14 @@ def generate(model: AGIFORMER,
              stop=None, # str/bytes or a list: stop right after one appears (it is included)
              thinking_steps: int|None=None, # System 2 depth
              halt_threshold: float|None=None, # adaptive halting of System 2
+             row_kernels: bool=True, # decode with the row kernels (chapter 05a); False: the plain model
             ): # -> the new bytes (bytes), or a list of them for a list of prompts
     "Generate the continuation of a prompt (or of each prompt of a batch): prefill once, then one step per patch."
     batch = isinstance(prompt, (list, tuple))
     prompts = list(prompt) if batch else [prompt]
     outs = [bytearray() for _ in prompts]
     for news in generate_patches(model, prompts, max_new_bytes, temperature, top_k, top_p, seed, generator, stop, thinking_steps,
-                                 halt_threshold=halt_threshold):
+                                 halt_threshold=halt_threshold, row_kernels=row_kernels):
         for o, n in zip(outs, news): o += n
     return [bytes(o) for o in outs] if batch else bytes(outs[0])
 
@@ -190,10 +193,11 @@ def stream(model: AGIFORMER,
            stop=None, thinking_steps: int|None=None,
            text: bool=True, # yield str (incremental UTF-8) or, if False, bytes
            halt_threshold: float|None=None, # adaptive halting of System 2
+           row_kernels: bool=True, # decode with the row kernels (chapter 05a); False: the plain model
           ) -> Iterator[str|bytes]:
     "Stream the continuation of `prompt` patch by patch (arguments are checked at once, not on the first `next`)."
     it = generate_patches(model, [prompt], max_new_bytes, temperature, top_k, top_p, seed, generator, stop, thinking_steps,
-                          halt_threshold=halt_threshold)
+                          halt_threshold=halt_threshold, row_kernels=row_kernels)
     chunks = (news[0] for news in it if news[0])
     return utf8_chunks(chunks) if text else chunks
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import derived, forward_rows, linear_rows
+from .core import AGIConfig
 
 # %% auto #0
 __all__ = ['LocalAutoregressiveHead', 'sample_bytes', 'check_sampling', 'make_sampler']
@@ -17,13 +17,10 @@ __all__ = ['LocalAutoregressiveHead', 'sample_bytes', 'check_sampling', 'make_sa
 # %% ../nbs/04_head.ipynb #5
 class LocalAutoregressiveHead(nn.Module):
     "Decode the next patch's bytes from a latent with a byte-level GRU."
-    def __init__(self,
-                 d_model: int, # latent width D
-                 patch_size: int, # bytes per patch P
-                 hidden_dim: int=256, # GRU width (256 in the original)
-                ):
+    def __init__(self, config: AGIConfig): # reads d_model, patch_size, head_hidden (the GRU's width, 256 in the original)
         super().__init__()
-        self.patch_size = patch_size
+        d_model, hidden_dim = config.d_model, config.head_hidden
+        self.patch_size = config.patch_size
         self.proj_latent = nn.Linear(d_model, hidden_dim)
         self.byte_emb = nn.Embedding(256, hidden_dim)
         self.rnn = nn.GRU(2 * hidden_dim, hidden_dim, batch_first=True)
@@ -31,18 +28,19 @@ class LocalAutoregressiveHead(nn.Module):
 
     def context(self, latents: torch.Tensor) -> torch.Tensor:
         "(..., D) latents -> (..., hidden) GRU context."
-        return forward_rows(self.proj_latent, latents)
+        return self.proj_latent(latents)
 
     def context_gates(self, ctx: torch.Tensor) -> torch.Tensor:
         "(M, hidden) context -> (M, 3 hidden): its share of the GRU's input gates (with their bias), the same for every byte of a patch."
-        hid = self.rnn.hidden_size
-        return linear_rows(ctx, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0, as_matrix=lambda w: w[:, hid:], key='ctx')
+        return F.linear(ctx, self.rnn.weight_ih_l0[:, self.rnn.hidden_size:], self.rnn.bias_ih_l0)
 
     def byte_gates(self, prev: torch.Tensor) -> torch.Tensor:
-        "(M,) previous bytes -> (M, 3 hidden): their share of the GRU's input gates; without gradients, rows of a cached (256, 3 hidden) table."
-        w = self.rnn.weight_ih_l0[:, :self.rnn.hidden_size]
-        if torch.is_grad_enabled(): return F.linear(self.byte_emb(prev), w)
-        return F.embedding(prev, derived('byte_gates', lambda: F.linear(self.byte_emb.weight, w), self.rnn.weight_ih_l0, self.byte_emb.weight))
+        "(M,) previous bytes -> (M, 3 hidden): their share of the GRU's input gates."
+        return F.linear(self.byte_emb(prev), self.rnn.weight_ih_l0[:, :self.rnn.hidden_size])
+
+    def hidden_gates(self, h: torch.Tensor) -> torch.Tensor:
+        "(M, hidden) GRU state -> (M, 3 hidden): the hidden-state gates."
+        return F.linear(h, self.rnn.weight_hh_l0, self.rnn.bias_hh_l0)
 
     def step(self,
              prev: torch.Tensor, # (M,) the previous byte of each row (0 before the first)
@@ -53,11 +51,11 @@ class LocalAutoregressiveHead(nn.Module):
         hid = self.rnn.hidden_size
         gx = self.byte_gates(prev) + gctx                                               # (M, 3h) input gates
         if h is None: h, gh = gctx.new_zeros(gctx.shape[0], hid), self.rnn.bias_hh_l0.expand(gctx.shape[0], -1)  # W_hh 0 = 0
-        else: gh = linear_rows(h, self.rnn.weight_hh_l0, self.rnn.bias_hh_l0)            # (M, 3h) hidden gates
+        else: gh = self.hidden_gates(h)                                                  # (M, 3h)
         r, u = torch.sigmoid(gx[:, :2 * hid] + gh[:, :2 * hid]).chunk(2, dim=-1)         # reset, update (M, h)
         n = torch.tanh(torch.addcmul(gx[:, 2 * hid:], r, gh[:, 2 * hid:]))               # candidate (M, h)
         h = torch.lerp(n, h, u)                                                          # (1 - u) n + u h
-        return forward_rows(self.head, h), h
+        return self.head(h), h
 
     def forward(self,
                 latents: torch.Tensor, # (B, N, D)

@@ -63,10 +63,10 @@ def think_steps(model, # an AGIFORMER (call in eval mode for deterministic resul
                ):
     "Yield (t, z_t, g_t, u_t, logits_t) for t = 0..T; g and u are None at t = 0, logits (B, N, P, 256)."
     T = check_int('thinking_steps', model.config.thinking_steps if thinking_steps is None else thinking_steps, 0)
-    z0 = z = model.backbone(x); g = u = None                    # (B, N, D)
-    for t in range(T + 1):
-        if t: z, g, u = model.reasoning.step(z, z0)             # each (B, N, D)
-        yield t, z, g, u, model.head(z, y)
+    z0 = model.backbone(x)                                      # (B, N, D)
+    yield 0, z0, None, None, model.head(z0, y)
+    for s in model.reasoning.think(z0, T):                      # System 2's one loop; each (B, N, D)
+        yield s.t, s.z, s.gate, s.update, model.head(s.z, y)
 
 def step_logits(model, x: torch.Tensor, y: torch.Tensor, thinking_steps: int|None=None) -> list[torch.Tensor]:
     "Teacher-forced logits (B, N, P, 256) decoded from each z_t, t = 0..T."

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 from huggingface_hub import PyTorchModelHubMixin
 
-from .core import AGIConfig, check_bytes, count_params, forward_rows, linear_rows_cat
+from .core import AGIConfig, check_bytes, count_params
 from .encoder import ByteLatentEncoder
-from .attention import SlidingWindowAttention, LinearAttention, WindowCache, LinearCache
+from .attention import MIXERS
 from .reasoning import RecurrentReasoningBlock
 from .head import LocalAutoregressiveHead
 
@@ -22,45 +22,50 @@ __all__ = ['BlockCache', 'HybridBlock', 'AGIOutput', 'AGICache', 'AGIFORMER', 'f
 # %% ../nbs/05_model.ipynb #5
 @dataclass
 class BlockCache:
-    "What a `HybridBlock` remembers of the past: its window attention's ring buffer and its linear attention's sums."
-    window: WindowCache
-    linear: LinearCache
-    def clone(self) -> BlockCache: return BlockCache(self.window.clone(), self.linear.clone())
+    "What a `HybridBlock` remembers of the past: its mixers' caches, in the block's order."
+    mixers: list
+    def clone(self) -> BlockCache: return BlockCache([c.clone() for c in self.mixers])
     @staticmethod
     def cat(caches: list[BlockCache]) -> BlockCache:
-        return BlockCache(WindowCache.cat([c.window for c in caches]), LinearCache.cat([c.linear for c in caches]))
+        return BlockCache([type(cs[0]).cat(list(cs)) for cs in zip(*[c.mixers for c in caches])])
 
 class HybridBlock(nn.Module):
-    "Sliding-window attention and linear attention in parallel, then an MLP; pre-norm residuals."
-    def __init__(self, d_model: int, num_heads: int, window_size: int, dropout: float, attn_impl: str='fast'):
+    "The config's token mixers in parallel (summed, then projected), then an MLP; pre-norm residuals."
+    def __init__(self, config: AGIConfig): # reads d_model, mixers, dropout; each mixer reads its own fields
         super().__init__()
-        self.norm1 = nn.LayerNorm(d_model)
-        self.attn = SlidingWindowAttention(d_model, num_heads, window_size, impl=attn_impl)
-        self.ssm = LinearAttention(d_model, num_heads, dropout, impl=attn_impl)
-        self.out_proj = nn.Linear(d_model, d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(),
-                                 nn.Linear(4 * d_model, d_model), nn.Dropout(dropout))
-        self.norm_mlp = nn.LayerNorm(d_model)
+        D = config.d_model
+        self.norm1 = nn.LayerNorm(D)
+        self.mixer_attrs = []                        # the mixers' attribute names, in the config's order
+        for name in config.mixer_names:
+            if name not in MIXERS: raise ValueError(f"unknown token mixer {name!r} in mixers={config.mixers!r}: the registered "
+                                                    f"mixers are {sorted(MIXERS)} (add one with register_mixer, chapter 02a)")
+            cls, attr = MIXERS[name]
+            if hasattr(self, attr): raise ValueError(f"mixer {name!r} would be stored as {attr!r}, which the block already has")
+            setattr(self, attr, cls(config)); self.mixer_attrs.append(attr)
+        self.out_proj = nn.Linear(D, D)
+        self.mlp = nn.Sequential(nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D), nn.Dropout(config.dropout))
+        self.norm_mlp = nn.LayerNorm(D)
+
+    def mixers(self) -> list[nn.Module]: return [getattr(self, a) for a in self.mixer_attrs]
 
     def forward(self,
                 x: torch.Tensor, # (B, N, D)
                 return_cache: bool=False, # also return the `BlockCache` after the last patch
                ): # (B, N, D), and the cache
         h = self.norm1(x)
-        if return_cache: (a, wc), (s, lc) = self.attn(h, True), self.ssm(h, True)
-        else: a, s = self.attn(h), self.ssm(h)
-        x = x + self.out_proj(a + s)
+        outs = [m(h, return_cache=True) for m in self.mixers()] if return_cache else [(m(h), None) for m in self.mixers()]
+        x = x + self.out_proj(sum([o for o, _ in outs[1:]], outs[0][0]))           # the mixers' outputs, added
         x = x + self.mlp(self.norm_mlp(x))
-        return (x, BlockCache(wc, lc)) if return_cache else x
+        return (x, BlockCache([c for _, c in outs])) if return_cache else x
 
     def step(self,
              x: torch.Tensor, # (B, D) the latent of one new patch per row
              cache: BlockCache, # updated in place
             ) -> torch.Tensor: # (B, D)
         h = self.norm1(x)
-        qa, qs = linear_rows_cat(h, [self.attn.qkv, self.ssm.qkv], 'mixers_qkv').chunk(2, dim=-1)   # both mixers' q, k, v
-        x = x + forward_rows(self.out_proj, self.attn.step(h, cache.window, qa) + self.ssm.step(h, cache.linear, qs))
-        return x + forward_rows(self.mlp, self.norm_mlp(x))
+        outs = [m.step(h, c) for m, c in zip(self.mixers(), cache.mixers)]
+        x = x + self.out_proj(sum(outs[1:], outs[0]))
+        return x + self.mlp(self.norm_mlp(x))
 
 # %% ../nbs/05_model.ipynb #8
 @dataclass
@@ -111,12 +116,11 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
         elif kw != {k: v for k, v in AGIConfig().to_dict().items() if k in kw}:
             raise ValueError("give either config= or the keyword hyper-parameters, not both")
         self.config = c = config
-        self.encoder = ByteLatentEncoder(c.d_model, c.patch_size, c.dropout, c.context_patches, c.positions)
-        self.layers = nn.ModuleList([HybridBlock(c.d_model, c.num_heads, c.window_size, c.dropout, c.attn_impl)
-                                     for _ in range(c.n_layers)])
+        self.encoder = ByteLatentEncoder(c)                 # every component reads its own fields of the config
+        self.layers = nn.ModuleList([HybridBlock(c) for _ in range(c.n_layers)])
         self.norm_f = nn.LayerNorm(c.d_model)
-        self.reasoning = RecurrentReasoningBlock(c.d_model, c.thinking_steps, c.dropout, c.thinking_inject)
-        self.head = LocalAutoregressiveHead(c.d_model, c.patch_size, c.head_hidden)
+        self.reasoning = RecurrentReasoningBlock(c)
+        self.head = LocalAutoregressiveHead(c)
         self._hub_mixin_config = c.to_dict()     # save_pretrained writes the whole config (see 14_hub)
 
     @classmethod

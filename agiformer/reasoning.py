@@ -4,13 +4,15 @@
 
 # %% ../nbs/03_reasoning.ipynb #2
 from __future__ import annotations
+from dataclasses import dataclass
+from typing import Iterator
 import torch
 from torch import nn
 
-from .core import check_float, check_int, forward_rows, linear_rows_cat
+from .core import AGIConfig, check_float, check_int
 
 # %% auto #0
-__all__ = ['MAX_DEPTH', 'check_depth', 'RecurrentReasoningBlock']
+__all__ = ['MAX_DEPTH', 'check_depth', 'ThinkingStep', 'RecurrentReasoningBlock']
 
 # %% ../nbs/03_reasoning.ipynb #39a5a825
 MAX_DEPTH = 10_000  # the deepest System 2 accepted anywhere: 10,000 steps already take minutes on a few windows
@@ -30,38 +32,62 @@ def check_depth(thinking_steps: int|None, # the depth T asked for (None: not kno
     return T
 
 # %% ../nbs/03_reasoning.ipynb #5
+@dataclass
+class ThinkingStep:
+    "What `RecurrentReasoningBlock.think` yields after each thinking step."
+    t: int                    # thinking steps taken so far (1 .. T)
+    z: torch.Tensor           # (..., D) the latent after this step
+    gate: torch.Tensor        # (..., D) its gate g
+    update: torch.Tensor      # (..., D) its proposed update u, before gating
+    steps: torch.Tensor|None  # (...,) with halting: the steps each latent has taken so far (floats); else None
+
 class RecurrentReasoningBlock(nn.Module):
     "System 2: refine each latent T times with a gated, pre-normed MLP whose weights are shared across steps."
-    def __init__(self,
-                 d_model: int, # latent width D
-                 thinking_steps: int=3, # default number of steps T
-                 dropout: float=0.1, # dropout on each proposed update
-                 inject: bool=False, # each step also sees the backbone's latent z_0 (through `Linear(D, D)`)
-                ):
+    def __init__(self, config: AGIConfig): # reads d_model, thinking_steps (the default T), dropout, thinking_inject
         super().__init__()
-        if thinking_steps < 0: raise ValueError(f"thinking_steps must be >= 0, got {thinking_steps}")
-        self.thinking_steps = thinking_steps
-        self.think_mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(),
-                                       nn.Linear(4 * d_model, d_model), nn.Dropout(dropout))
-        self.norm = nn.LayerNorm(d_model)
-        self.gate = nn.Linear(d_model, d_model)
-        self.inject = nn.Linear(d_model, d_model) if inject else None
+        D = config.d_model
+        self.thinking_steps = config.thinking_steps
+        self.think_mlp = nn.Sequential(nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D), nn.Dropout(config.dropout))
+        self.norm = nn.LayerNorm(D)
+        self.gate = nn.Linear(D, D)
+        self.inject = nn.Linear(D, D) if config.thinking_inject else None
 
-    def step(self,
-             z: torch.Tensor, # (..., D) the latent after t steps
-             z0: torch.Tensor|None=None, # (..., D) the latent before the first step (used with `inject`)
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        "One refinement: returns (new z, gate g, proposed update u), each shaped like z."
+    def refine(self,
+               z: torch.Tensor, # (..., D) the latent after t thinking steps
+               z0: torch.Tensor, # (..., D) the backbone's latent, before the first step
+               t: int, # the index of this thinking step, 0 .. T-1
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        "One thinking step: returns (new z, gate g, proposed update u), each shaped like z."
         n = self.norm(z)
-        if self.inject is not None:
-            if z0 is None: raise ValueError("this block injects the backbone's latent into every step: give z0")
-            n = n + forward_rows(self.inject, z0)
-        mlp = self.think_mlp                                              # Linear, GELU, Linear, Dropout
-        if n.dim() == 2:        # rows (generation): the MLP's first layer and the gate read n in one product
-            h, gl = linear_rows_cat(n, [mlp[0], self.gate], 'think_gate').split([mlp[0].out_features, n.shape[-1]], dim=-1)
-            u, g = forward_rows(mlp[3], forward_rows(mlp[2], forward_rows(mlp[1], h))), torch.sigmoid(gl)   # GELU, Linear, Dropout
-        else: u, g = forward_rows(mlp, n), torch.sigmoid(forward_rows(self.gate, n))
-        return torch.addcmul(z, g, u), g, u
+        if self.inject is not None: n = n + self.inject(z0)
+        u = self.think_mlp(n)                                          # W_2 GELU(W_1 n), then dropout
+        g = torch.sigmoid(self.gate(n))
+        return torch.addcmul(z, g, u), g, u                            # z + g * u
+
+    def think(self,
+              z: torch.Tensor, # (..., D) latents from the backbone
+              thinking_steps: int|None=None, # T for this call (default: the configured T); the most with halting
+              backprop_steps: int|None=None, # gradients through the last K steps only (None: all)
+              halt_threshold: float|None=None, # stop a latent once its relative change falls below this
+             ) -> Iterator[ThinkingStep]:
+        "The one loop over System 2's thinking steps: yield a `ThinkingStep` after each, with truncation and halting applied."
+        T = check_depth(self.thinking_steps if thinking_steps is None else thinking_steps, halt_threshold, backprop_steps)
+        z0 = z
+        first_grad = 0 if backprop_steps is None else max(0, T - backprop_steps)
+        active = torch.ones(z.shape[:-1], dtype=torch.bool, device=z.device) if halt_threshold is not None else None
+        used = torch.zeros(z.shape[:-1], device=z.device) if active is not None else None
+        for t in range(T):
+            if t == first_grad and t > 0: z = z0 + (z - z0).detach()   # truncated: the earlier steps' updates get no gradient
+            with torch.set_grad_enabled(torch.is_grad_enabled() and t >= first_grad):
+                new, g, u = self.refine(z, z0, t)
+            if active is not None:
+                rel = (new - z).norm(dim=-1) / new.norm(dim=-1).clamp_min(1e-12)          # (...,) relative change
+                new = torch.where(active[..., None], new, z)                               # halted latents stay
+                used = used + active
+                active = active & (rel >= halt_threshold)
+            z = new
+            yield ThinkingStep(t + 1, z, g, u, used)
+            if active is not None and not active.any(): return
 
     def forward(self,
                 z: torch.Tensor, # (..., D) latents from the backbone: (B, N, D), or (B, D) for one patch per row
@@ -71,24 +97,11 @@ class RecurrentReasoningBlock(nn.Module):
                 halt_threshold: float|None=None, # stop a latent once its relative change falls below this
                 return_steps: bool=False, # also return the steps each latent took (..., ) as floats
                ):
-        T = check_depth(self.thinking_steps if thinking_steps is None else thinking_steps, halt_threshold, backprop_steps)
-        z0, zs, done = z, [z] if return_all else None, 0     # only the current latent is kept unless all are asked for
-        first_grad = 0 if backprop_steps is None else max(0, T - backprop_steps)
-        active = torch.ones(z.shape[:-1], dtype=torch.bool, device=z.device) if halt_threshold is not None else None
-        used = torch.zeros(z.shape[:-1], device=z.device) if active is not None else None
-        for t in range(T):
-            if t == first_grad and t > 0: z = z0 + (z - z0).detach()   # truncated: the earlier steps' updates get no gradient
-            if t < first_grad:
-                with torch.no_grad(): new = self.step(z, z0)[0]
-            else: new = self.step(z, z0)[0]
-            if active is not None:
-                rel = (new - z).norm(dim=-1) / new.norm(dim=-1).clamp_min(1e-12)          # (...,) relative change
-                new = torch.where(active[..., None], new, z)                               # halted latents stay
-                used = used + active
-                active = active & (rel >= halt_threshold)
-            z, done = new, done + 1
+        "The latents after System 2 (`think` run to its end); with `return_all` also [z_0, .., z_T], with `return_steps` the steps each took."
+        zs, used, done = [z] if return_all else None, None, 0     # only the current latent is kept unless all are asked for
+        for s in self.think(z, thinking_steps, backprop_steps, halt_threshold):
+            z, used, done = s.z, s.steps, s.t
             if zs is not None: zs.append(z)
-            if active is not None and not active.any(): break
-        if used is None: used = torch.full(z.shape[:-1], float(done), device=z.device) if return_steps else None
+        if used is None and return_steps: used = torch.full(z.shape[:-1], float(done), device=z.device)
         out = (z, zs) if return_all else z
         return (*out, used) if return_all and return_steps else (out, used) if return_steps else out

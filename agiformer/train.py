@@ -29,18 +29,9 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
                     batch_size: int=None, # windows per micro-batch, per process (default 4)
                     seq_len: int=None, # bytes of context per window (default 1024)
                     position_offsets: int=None, # start each window at a random patch position 0..this (default 0)
-                    positions: str=None, # patch positions past the trained context: wrap (default) | absolute | cap
                     grad_accum: int=None, # micro-batches per optimizer step (default 1)
-                    thinking_steps: int=None, # System 2 steps T of the model (default 3; 0 turns System 2 off)
-                    thinking_inject: bool=False, # System 2 steps also see the backbone's latent z_0
                     thinking_sampler: str=None, # System 2 depth per step: fixed (default) | uniform | poisson_lognormal (mean T)
                     thinking_backprop: int=None, # gradients through the last K System 2 steps only (default: all)
-                    d_model: int=None, # model width D (default: the preset's)
-                    n_layers: int=None, # hybrid blocks (default: the preset's)
-                    num_heads: int=None, # attention heads (default: the preset's)
-                    window_size: int=None, # sliding window in patches (default: the preset's)
-                    head_hidden: int=None, # GRU head width (default: the preset's)
-                    dropout: float=None, # dropout of the model (default 0.1)
                     lr: float=None, # peak learning rate (default 3e-4)
                     weight_decay: float=None, # AdamW weight decay (default 0.01)
                     warmup_steps: int=None, # linear warm-up steps (default 100)
@@ -62,9 +53,12 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
                     max_bad_steps: int=None, # stop after this many consecutive non-finite steps (default 20)
                     quiet: bool=False, # no progress bar or log lines on stdout (log.txt is still written)
                     progress: bool=False, # draw the progress bar even when stdout is not a terminal
+                    **model: AGIConfig, # the preset's (or --init_from's, or the resumed run's) values, changed
                    ):
     "Train AGIFORMER with the original's recipe (or your changes); checkpoints, metrics and logs go to --out."
-    check_depth(thinking_steps, prefix='--')
+    unknown = sorted(set(model) - set(AGIConfig.__dataclass_fields__))
+    if unknown: raise TypeError(f"{unknown} are not AGIConfig fields; the model's fields are {sorted(AGIConfig.__dataclass_fields__)}")
+    check_depth(model.get('thinking_steps'), prefix='--')
     if out is not None: check_run_dir(out, resume, overwrite)        # a folder that is not a run is refused before any work
     tkw = _given(data=data, data_dir=data_dir, steps=steps, batch_size=batch_size, seq_len=seq_len, position_offsets=position_offsets,
                  thinking_sampler=thinking_sampler, thinking_backprop=thinking_backprop,
@@ -73,9 +67,7 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
                  val_window=val_window, device=device, amp=amp, seed=seed, max_bad_steps=max_bad_steps)
     if compile: tkw['compile'] = True
     if full_val: tkw['val_windows'] = None
-    mkw = _given(thinking_steps=thinking_steps, dropout=dropout, positions=positions, d_model=d_model, n_layers=n_layers,
-                 num_heads=num_heads, window_size=window_size, head_hidden=head_hidden)
-    if thinking_inject: mkw['thinking_inject'] = True
+    mkw = _given(**model)
     if resume:
         if out is None: raise ValueError("--resume needs --out, the run directory to continue")
         if recipe is not None: raise ValueError("--recipe starts a new run; a resumed run keeps its own settings")

@@ -4,13 +4,13 @@
 The shapes are those of the `small` preset's one-row products (768x256 and 256x256 projections, the MLPs' 1024x256
 and 256x1024, written out x in), 12 of each shape: every shape's matrices together hold more than the CPU's L2
 cache, as in a real step, where each matrix is read once per patch. Prints microseconds per matrix for each layout,
-the faster one, the layout `agiformer.core.linear_rows` picks for that shape (the transposed copy unless the
+the faster one, the layout `agiformer.rows.linear_rows` picks for that shape (the transposed copy unless the
 matrix is wider than it is tall, in > out), and the time a plain read of the same matrices takes (their sum), then
-the total over one of each shape, and the machine. Then two pairs of products that read the same row, as
-`agiformer.core.linear_rows_cat` computes them: two 768x256 (a hybrid block's two mixers) and a 1024x256 with a
-256x256 (System 2's MLP and gate), each pair as two products against one product with the stacked matrix. Last, the
+the total over one of each shape, and the machine. Then two pairs of products that read the same row
+(generation stacked them before the row kernels chapter; it no longer does): two 768x256 (a hybrid block's two
+mixers) and a 1024x256 with a 256x256 (System 2's MLP and gate), each pair as two products against one product with the stacked matrix. Last, the
 exact GELU of M rows of 1,024 values (an MLP's hidden layer), as PyTorch computes it on the CPU (oneDNN's kernel)
-against ATen's own kernel (oneDNN switched off), as `agiformer.core.without_onednn` does up to 16,384 values.
+against ATen's own kernel (oneDNN switched off), as `agiformer.rows.without_onednn` does up to 16,384 values.
 
     python bench/one_row_products.py [--threads 1]
 """
@@ -21,7 +21,7 @@ from _harness import machine_note
 import torch
 import torch.nn.functional as F
 
-from agiformer.core import without_onednn
+from agiformer.rows import without_onednn
 
 
 def per_matrix_us(f, n_mats: int, repeats: int=7, loops: int=20) -> float:
