@@ -137,7 +137,8 @@ def _loop(model: AGIFORMER, data: list[bytes], max_new: int, sample, stops: list
     with eval_mode(model):
         with torch.inference_mode(), rows: z, cache = prefill_prompts(model, data, **think)    # (B, D)
         while True:
-            with torch.inference_mode(), _threads(step_threads), rows:
+            with torch.inference_mode(), _threads(step_threads), rows:                     # the row kernels: once per patch
+                if z is None: z = model.step(patch, cache, **think)                         # consume the patch yielded last
                 patch = model.head.decode(model.head.context(z), sample, forced, n_forced)     # (B, P)
             news = []
             for b, row in enumerate(patch.tolist()):
@@ -153,8 +154,7 @@ def _loop(model: AGIFORMER, data: list[bytes], max_new: int, sample, stops: list
                 news.append(new)
             yield news
             if all(done): return
-            with torch.inference_mode(), _threads(step_threads), rows: z = model.step(patch, cache, **think)
-            n_forced = [0] * B
+            z, n_forced = None, [0] * B
 
 # %% ../nbs/10_generate.ipynb #41
 def generate(model: AGIFORMER,

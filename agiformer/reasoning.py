@@ -78,8 +78,9 @@ class RecurrentReasoningBlock(nn.Module):
         used = torch.zeros(z.shape[:-1], device=z.device) if active is not None else None
         for t in range(T):
             if t == first_grad and t > 0: z = z0 + (z - z0).detach()   # truncated: the earlier steps' updates get no gradient
-            with torch.set_grad_enabled(torch.is_grad_enabled() and t >= first_grad):
-                new, g, u = self.refine(z, z0, t)
+            if t < first_grad:
+                with torch.no_grad(): new, g, u = self.refine(z, z0, t)
+            else: new, g, u = self.refine(z, z0, t)
             if active is not None:
                 rel = (new - z).norm(dim=-1) / new.norm(dim=-1).clamp_min(1e-12)          # (...,) relative change
                 new = torch.where(active[..., None], new, z)                               # halted latents stay
