@@ -178,7 +178,7 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
                 return_latents: bool=False, # return an AGIOutput with the latents of every step
                 generator: torch.Generator|None=None, # RNG for sampling
                 offset: int|torch.Tensor=0, # position of the first patch: one for all rows, or (B,) per row
-                backprop_steps: int|None=None, # System 2 gradients through its last K steps only (training)
+                thinking_backprop: int|None=None, # System 2 gradients through its last K steps only (training)
                 halt_threshold: float|None=None, # adaptive halting: the most steps is `thinking_steps`
                 return_steps: bool=False, # also return the System 2 steps each latent took, (B, N): `(out, steps)`
                ):
@@ -189,7 +189,7 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
                 raise ValueError(f"target_bytes has shape {tuple(target_bytes.shape)} but x has {tuple(x.shape)}: "
                                  "they must match (y = seq[:, P:], x = seq[:, :-P])")
         z, *rest = self.reasoning(self.backbone(x, offset), thinking_steps=thinking_steps, return_all=return_latents,
-                                  backprop_steps=backprop_steps, halt_threshold=halt_threshold, return_steps=True)
+                                  thinking_backprop=thinking_backprop, halt_threshold=halt_threshold, return_steps=True)
         out = self.head(z, target_bytes, temperature=temperature, generator=generator)
         if not return_latents: return (out, rest[0]) if return_steps else out      # the latents of earlier steps are gone
         return AGIOutput(logits=out if target_bytes is not None else None,

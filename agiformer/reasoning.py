@@ -19,12 +19,12 @@ MAX_DEPTH = 10_000  # the deepest System 2 accepted anywhere: 10,000 steps alrea
 
 def check_depth(thinking_steps: int|None, # the depth T asked for (None: not known yet, e.g. the checkpoint's own)
                 halt_threshold: float|None=None, # adaptive halting's threshold (None: a fixed depth)
-                backprop_steps: int|None=None, # gradients through the last K steps only (None: all)
+                thinking_backprop: int|None=None, # gradients through the last K steps only (None: all)
                 prefix: str='', # '--' when the values come from a command line, so the messages name its options
                ) -> int:
     "`thinking_steps`, once the System 2 options are checked: T >= 0, K >= 1, a finite threshold >= 0, no halting at depth 0."
     T = None if thinking_steps is None else check_int(f'{prefix}thinking_steps', thinking_steps, 0, MAX_DEPTH)
-    if backprop_steps is not None: check_int(f'{prefix}backprop_steps', backprop_steps, 1)
+    if thinking_backprop is not None: check_int(f'{prefix}thinking_backprop', thinking_backprop, 1)
     if halt_threshold is not None:
         check_float(f'{prefix}halt_threshold', halt_threshold, 0)
         if T == 0: raise ValueError(f"halting stops System 2 early, but the depth is 0 ({prefix}thinking_steps 0 or a model "
@@ -67,13 +67,13 @@ class RecurrentReasoningBlock(nn.Module):
     def think(self,
               z: torch.Tensor, # (..., D) latents from the backbone
               thinking_steps: int|None=None, # T for this call (default: the configured T); the most with halting
-              backprop_steps: int|None=None, # gradients through the last K steps only (None: all)
+              thinking_backprop: int|None=None, # gradients through the last K steps only (None: all)
               halt_threshold: float|None=None, # stop a latent once its relative change falls below this
              ) -> Iterator[ThinkingStep]:
         "The one loop over System 2's thinking steps: yield a `ThinkingStep` after each, with truncation and halting applied."
-        T = check_depth(self.thinking_steps if thinking_steps is None else thinking_steps, halt_threshold, backprop_steps)
+        T = check_depth(self.thinking_steps if thinking_steps is None else thinking_steps, halt_threshold, thinking_backprop)
         z0 = z
-        first_grad = 0 if backprop_steps is None else max(0, T - backprop_steps)
+        first_grad = 0 if thinking_backprop is None else max(0, T - thinking_backprop)
         active = torch.ones(z.shape[:-1], dtype=torch.bool, device=z.device) if halt_threshold is not None else None
         used = torch.zeros(z.shape[:-1], device=z.device) if active is not None else None
         for t in range(T):
@@ -94,13 +94,13 @@ class RecurrentReasoningBlock(nn.Module):
                 z: torch.Tensor, # (..., D) latents from the backbone: (B, N, D), or (B, D) for one patch per row
                 thinking_steps: int|None=None, # T for this call (default: the configured T); the most with halting
                 return_all: bool=False, # also return the list [z_0, z_1, .., z_T]
-                backprop_steps: int|None=None, # gradients through the last K steps only (None: all)
+                thinking_backprop: int|None=None, # gradients through the last K steps only (None: all)
                 halt_threshold: float|None=None, # stop a latent once its relative change falls below this
                 return_steps: bool=False, # also return the steps each latent took (..., ) as floats
                ):
         "The latents after System 2 (`think` run to its end); with `return_all` also [z_0, .., z_T], with `return_steps` the steps each took."
         zs, used, done = [z] if return_all else None, None, 0     # only the current latent is kept unless all are asked for
-        for s in self.think(z, thinking_steps, backprop_steps, halt_threshold):
+        for s in self.think(z, thinking_steps, thinking_backprop, halt_threshold):
             z, used, done = s.z, s.steps, s.t
             if zs is not None: zs.append(z)
         if used is None and return_steps: used = torch.full(z.shape[:-1], float(done), device=z.device)

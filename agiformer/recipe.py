@@ -148,7 +148,7 @@ def lm_loss(fwd, # the model, or its DDP / compiled wrapper: fwd(x, y) -> logits
             seq: torch.Tensor, # (B, L+P) byte windows
             patch_size: int, # P
             offset: int|torch.Tensor=0, # position of each window's first patch (see `position_offsets`)
-            **think, # System 2 options for this step: thinking_steps=, backprop_steps= (see `train_thinking`)
+            **think, # System 2 options for this step: thinking_steps=, thinking_backprop= (see `train_thinking`)
            ) -> torch.Tensor:
     "Mean next-patch cross-entropy (nats) of the windows `seq`, from float32 logits."
     x, y = seq[:, :-patch_size], seq[:, patch_size:]                    # (B, L), (B, L)
@@ -170,7 +170,7 @@ def train_thinking(cfg: TrainConfig, # the recipe: thinking_sampler, thinking_ba
             d = 1 + int(torch.poisson(torch.tensor(rate), generator=g))
         d = min(d, 4 * T)
     out = {} if d is None else dict(thinking_steps=d)
-    if cfg.thinking_backprop is not None: out['backprop_steps'] = cfg.thinking_backprop
+    if cfg.thinking_backprop is not None: out['thinking_backprop'] = cfg.thinking_backprop
     return out
 
 # %% ../nbs/09_recipe.ipynb #5fd87971
