@@ -162,11 +162,6 @@ def hub_download(repo_id: str, # "user/name"
 # %% ../nbs/06_checkpoint.ipynb #6da02989
 RUNTIME_FIELDS = ('thinking_steps', 'positions', 'attn_impl', 'dropout')   # how a saved model runs, not what it is
 
-def _config_overrides(kw: dict) -> dict:
-    unknown = sorted(set(kw) - set(AGIConfig.__dataclass_fields__))
-    if unknown: raise TypeError(f"{unknown} are not AGIConfig fields; config overrides must be among "
-                                f"{sorted(AGIConfig.__dataclass_fields__)}")
-    return kw
 
 def _parse_config(text, where: str, fix: str) -> dict:
     "The config dict in JSON `text`, read from `where`; a ValueError naming `where` and the `fix` if it is not one."
@@ -218,7 +213,7 @@ def load_model(spec, # AGIFORMER | run or model directory | .safetensors | origi
               ) -> AGIFORMER:
     "An AGIFORMER in eval mode from a model object, a local checkpoint of any supported format, or a hub id."
     if isinstance(spec, AGIFORMER): return spec
-    over = _config_overrides(config_overrides)
+    over = AGIConfig.check_fields(config_overrides)
     path, cfg_file = Path(spec), None
     if not path.exists():
         if not is_hub_id(spec):

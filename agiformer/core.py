@@ -100,11 +100,18 @@ class AGIConfig:
         "The named preset (see `PRESETS`), with any field overridden."
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        return replace(PRESETS[name], **overrides)
+        return PRESETS[name].replace(**overrides)
+
+    @classmethod
+    def check_fields(cls, d: dict) -> dict:
+        "`d`, if every key names a field; else a TypeError naming the others and the fields."
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown: raise TypeError(f"{unknown} are not AGIConfig fields; the fields are {sorted(f.name for f in fields(cls))}")
+        return d
 
     def replace(self, **changes) -> AGIConfig:
         "A copy with some fields changed (validated again)."
-        return replace(self, **changes)
+        return replace(self, **self.check_fields(changes))
 
 # %% ../nbs/00_core.ipynb #7
 PRESETS: dict[str, AGIConfig] = {

@@ -56,9 +56,7 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
                     **model: AGIConfig, # the preset's (or --init_from's, or the resumed run's) values, changed
                    ):
     "Train AGIFORMER with the original's recipe (or your changes); checkpoints, metrics and logs go to --out."
-    unknown = sorted(set(model) - set(AGIConfig.__dataclass_fields__))
-    if unknown: raise TypeError(f"{unknown} are not AGIConfig fields; the model's fields are {sorted(AGIConfig.__dataclass_fields__)}")
-    check_depth(model.get('thinking_steps'), prefix='--')
+    check_depth(AGIConfig.check_fields(model).get('thinking_steps'), prefix='--')
     if out is not None: check_run_dir(out, resume, overwrite)        # a folder that is not a run is refused before any work
     tkw = _given(data=data, data_dir=data_dir, steps=steps, batch_size=batch_size, seq_len=seq_len, position_offsets=position_offsets,
                  thinking_sampler=thinking_sampler, thinking_backprop=thinking_backprop,

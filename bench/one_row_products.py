@@ -7,7 +7,7 @@ cache, as in a real step, where each matrix is read once per patch. Prints micro
 the faster one, the layout `agiformer.rows.linear_rows` picks for that shape (the transposed copy unless the
 matrix is wider than it is tall, in > out), and the time a plain read of the same matrices takes (their sum), then
 the total over one of each shape, and the machine. Then two pairs of products that read the same row
-(generation stacked them before the row kernels chapter; it no longer does): two 768x256 (a hybrid block's two
+(as `agiformer.rows.linear_rows_cat` does when `RowKernels` has seen two layers read the same rows): two 768x256 (a hybrid block's two
 mixers) and a 1024x256 with a 256x256 (System 2's MLP and gate), each pair as two products against one product with the stacked matrix. Last, the
 exact GELU of M rows of 1,024 values (an MLP's hidden layer), as PyTorch computes it on the CPU (oneDNN's kernel)
 against ATen's own kernel (oneDNN switched off), as `agiformer.rows.without_onednn` does up to 16,384 values.
