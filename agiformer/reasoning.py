@@ -51,6 +51,8 @@ class RecurrentReasoningBlock(nn.Module):
         self.norm = nn.LayerNorm(D)
         self.gate = nn.Linear(D, D)
         self.inject = nn.Linear(D, D) if config.thinking_inject else None
+        if config.thinking_init == 'identity':        # u = 0 at the start: every step is z -> z until W_2 has learned
+            nn.init.zeros_(self.think_mlp[2].weight); nn.init.zeros_(self.think_mlp[2].bias)
 
     def refine(self,
                z: torch.Tensor, # (..., D) the latent after t thinking steps

@@ -8,16 +8,19 @@ import math
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import AGIConfig, LN2, check_float, check_int, from_known_keys
+from .core import AGIConfig, LN2, check_float, check_int, eval_mode, from_known_keys
 from .model import AGIFORMER
 from .runs import read_run_config
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'THINKING_SAMPLERS', 'AMP_MODES', 'RECIPES', 'TrainConfig', 'run_configs', 'train_recipe', 'lr_at',
-           'pick_precision', 'lm_loss', 'train_thinking', 'plain_fit']
+__all__ = ['SCHEDULES', 'THINKING_SAMPLERS', 'AMP_MODES', 'RECIPES', 'RECIPE_MODEL', 'STABLE_RECIPE', 'STALL_MARGIN',
+           'TrainConfig', 'run_configs', 'train_recipe', 'recipe_model', 'lr_at', 'param_groups', 'set_lr',
+           'pick_precision', 'lm_loss', 'train_thinking', 'plain_fit', 'grad_norms', 'thinking_signals', 'unigram_bpc',
+           'stall_message']
 
 # %% ../nbs/09_recipe.ipynb #36df23c7
 SCHEDULES = ('constant', 'cosine')
@@ -37,6 +40,7 @@ class TrainConfig:
     thinking_backprop: int|None = None # gradients through the last K System 2 steps only (None: all)
     grad_accum: int = 1           # micro-batches per optimizer step
     lr: float = 3e-4              # peak learning rate (AdamW)
+    thinking_lr_scale: float = 1.0 # System 2's parameters learn at this times the rate (1: the same rate as the rest)
     weight_decay: float = 0.01    # AdamW weight decay
     warmup_steps: int = 100       # linear warm-up from 0 to lr over these steps
     schedule: str = 'constant'    # after warm-up: 'constant' (the original) or 'cosine'
@@ -52,16 +56,19 @@ class TrainConfig:
     device: str = 'auto'          # auto | cpu | cuda | cuda:N | mps (under torchrun: cuda:LOCAL_RANK)
     seed: int = 0                 # model initialisation, dropout and the batch stream
     max_bad_steps: int = 20       # stop after this many consecutive non-finite steps
+    stall_check: int = 200        # at this step, say so if the training loss is still at the byte-frequency level (0: never)
 
     def __post_init__(self):
         for n in ('steps', 'batch_size', 'seq_len', 'grad_accum', 'log_every', 'val_every', 'val_window',
                   'val_batch_size', 'max_bad_steps'):
             check_int(f"TrainConfig.{n}", getattr(self, n), 1)
+        check_int('TrainConfig.stall_check (0 = never)', self.stall_check, 0)
         if self.val_windows is not None: check_int('TrainConfig.val_windows (None = the full split)', self.val_windows, 1)
         check_int('TrainConfig.warmup_steps', self.warmup_steps, 0)
         check_int('TrainConfig.position_offsets', self.position_offsets, 0)
         check_int('TrainConfig.seed', self.seed, 0, 2**32 - 1)
         check_float('TrainConfig.lr', self.lr, 0, lo_open=True)
+        check_float('TrainConfig.thinking_lr_scale', self.thinking_lr_scale, 0, lo_open=True)
         for n in ('weight_decay', 'grad_clip'): check_float(f"TrainConfig.{n}", getattr(self, n), 0)
         check_float('TrainConfig.min_lr_ratio', self.min_lr_ratio, 0, 1)
         if self.thinking_backprop is not None: check_int('TrainConfig.thinking_backprop (None = all steps)', self.thinking_backprop, 1)
@@ -74,6 +81,7 @@ class TrainConfig:
         "This config, if it can train the model `mc` (whole patches, System 2 options that act, distinct positions); a clear error otherwise."
         P, T, K = mc.patch_size, mc.thinking_steps, self.thinking_backprop
         idle = [o for o, on in (('--thinking_sampler', self.thinking_sampler != 'fixed'), ('--thinking_backprop', K is not None),
+
                                 ('--thinking_inject', mc.thinking_inject)) if on and T == 0]
         if idle: raise ValueError(f"{' and '.join(idle)} shape System 2's steps, but thinking_steps is 0 (System 2 is off): "
                                   "drop it, or give --thinking_steps")
@@ -109,14 +117,23 @@ def run_configs(out) -> tuple[AGIConfig, TrainConfig, dict]:
 
 # %% ../nbs/09_recipe.ipynb #c963caff
 RECIPES: dict[str, TrainConfig] = {
-    'seed': TrainConfig(),
-    't4':   TrainConfig(data='enwik8', amp='fp16', device='cuda', val_batch_size=32),
+    'seed':  TrainConfig(),
+    't4':    TrainConfig(data='enwik8', amp='fp16', device='cuda', val_batch_size=32),
+    'short': TrainConfig(steps=600, lr=2e-3, warmup_steps=50, schedule='cosine', thinking_lr_scale=0.1),
 }
+# The model fields a recipe sets (a flag of the user's still wins): 'short' trains without dropout, System 2 from the identity.
+RECIPE_MODEL: dict[str, dict] = {'short': dict(dropout=0.0, thinking_init='identity')}
+STABLE_RECIPE = 'short'     # what the stall guard recommends
 
 def train_recipe(name: str, **overrides) -> TrainConfig:
     "The named training recipe (see `RECIPES`), with any field overridden."
     if name not in RECIPES: raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
     return replace(RECIPES[name], **overrides)
+
+def recipe_model(name: str) -> dict:
+    "The `AGIConfig` fields the named recipe sets ({} for most: they train the model as configured)."
+    train_recipe(name)
+    return dict(RECIPE_MODEL.get(name, {}))
 
 # %% ../nbs/09_recipe.ipynb #d9703604
 def lr_at(step: int, # optimizer step, counted from 1
@@ -128,6 +145,19 @@ def lr_at(step: int, # optimizer step, counted from 1
     span = max(1, cfg.steps - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+def param_groups(model: AGIFORMER, # the model to train
+                 cfg: TrainConfig, # thinking_lr_scale
+                ) -> list[dict]: # AdamW's parameter groups, each with the `lr_scale` its rate is multiplied by
+    "One group of every parameter; with `thinking_lr_scale` != 1, System 2's parameters in a second group at that scale."
+    if cfg.thinking_lr_scale == 1: return [dict(params=list(model.parameters()), lr_scale=1.0)]
+    s2 = {id(p) for p in model.reasoning.parameters()}
+    return [dict(params=[p for p in model.parameters() if id(p) not in s2], lr_scale=1.0),
+            dict(params=list(model.reasoning.parameters()), lr_scale=cfg.thinking_lr_scale)]
+
+def set_lr(opt: torch.optim.Optimizer, lr: float):
+    "Give every parameter group of `opt` the rate `lr` times its `lr_scale`."
+    for g in opt.param_groups: g['lr'] = lr * g.get('lr_scale', 1.0)
 
 # %% ../nbs/09_recipe.ipynb #9257e7aa
 def pick_precision(device, # the training device
@@ -181,13 +211,13 @@ def plain_fit(model: AGIFORMER, # trained in place
              ) -> list[float]:
     "Training at its plainest: forward, loss, backward, clip, step. Returns the loss (nats) of every step."
     batches = iter(batches)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr_at(1, cfg), weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=lr_at(1, cfg), weight_decay=cfg.weight_decay)
     model.train()
     losses = []
     with torch.enable_grad():
         for step in range(1, cfg.steps + 1):
             lr = lr_at(step, cfg)
-            for g in opt.param_groups: g['lr'] = lr
+            set_lr(opt, lr)
             seq = next(batches)                                              # (B, L+P) bytes
             loss = lm_loss(model, seq, model.patch_size)                     # mean cross-entropy, nats
             loss.backward()
@@ -199,3 +229,47 @@ def plain_fit(model: AGIFORMER, # trained in place
                 mean = sum(losses[-cfg.log_every:]) / cfg.log_every
                 log(f"Step {step}: Loss = {mean:.4f} | BPC = {mean / LN2:.4f} | LR = {lr:.2e}")
     return losses
+
+# %% ../nbs/09_recipe.ipynb #89d1e122
+def grad_norms(model: torch.nn.Module) -> dict[str, float]:
+    "The gradient norm of each top-level part of `model` (AGIFORMER: encoder, layers, norm_f, reasoning, head), before clipping."
+    parts: dict[str, list] = {}
+    for name, p in model.named_parameters():
+        if p.grad is not None: parts.setdefault(name.split('.')[0], []).append(p.grad.detach().float().pow(2).sum())
+    if not parts: return {}
+    return dict(zip(parts, torch.stack([torch.stack(v).sum() for v in parts.values()]).sqrt().tolist()))
+
+@torch.no_grad()
+def thinking_signals(model: AGIFORMER, # the model being trained (put in eval mode for the call)
+                     seq: torch.Tensor, # (B, L+P) byte windows; the first L bytes are read
+                    ) -> dict[str, list[float]]:
+    "Per System 2 step on `seq`: the mean gate (`think_gate`) and the relative update (`think_update`); {} without System 2."
+    gate, update = [], []
+    with eval_mode(model):
+        z = model.backbone(seq[:, :-model.patch_size])                     # (B, N, D) z_0
+        for s in model.reasoning.think(z):
+            gate.append(s.gate.float().mean())
+            update.append(((s.z - z).float().norm(dim=-1) / z.float().norm(dim=-1).clamp_min(1e-12)).mean())
+            z = s.z
+    if not gate: return {}
+    return dict(think_gate=torch.stack(gate).tolist(), think_update=torch.stack(update).tolist())
+
+def unigram_bpc(data, # the bytes (a numpy array of uint8, e.g. a corpus split)
+                limit: int=2**24, # read at most this many bytes from the start
+               ) -> float:
+    "Bits per byte of the best prediction that ignores the context: the entropy of the bytes' frequencies."
+    counts = np.bincount(np.asarray(data[:limit], dtype=np.uint8), minlength=256).astype(np.float64)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+STALL_MARGIN = 0.25  # bits per byte: a run not this far below the byte-frequency level at `stall_check` has stalled
+
+def stall_message(step: int, # the step checked
+                  bpc: float, # the mean training BPC of the steps before it
+                  baseline: float, # `unigram_bpc` of the training bytes
+                 ) -> str|None:
+    "The stall guard's line if `bpc` at `step` is not `STALL_MARGIN` below the byte-frequency level `baseline`, else None."
+    if bpc < baseline - STALL_MARGIN: return None
+    return (f"Step {step}: the training loss ({bpc:.2f} BPC) is not below what the bytes' frequencies alone give "
+            f"({baseline:.2f} BPC on this data): the run has stalled and will end far worse than it should. Stop it and "
+            f"start again with --recipe {STABLE_RECIPE} (or a lower --lr and more --warmup_steps)")

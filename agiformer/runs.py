@@ -16,8 +16,9 @@ from matplotlib.figure import Figure
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['X_AXES', 'RUN_FILES', 'CHECKPOINT_FILES', 'read_metrics', 'read_run_config', 'NbFigure', 'save_png', 'Curve', 'ema',
-           'find_runs', 'best_val', 'bpc_curves', 'plot_bpc_curves', 'run_summary', 'replace_dir', 'recover_dir',
+__all__ = ['X_AXES', 'SIGNAL_PANELS', 'RUN_STYLES', 'RUN_FILES', 'CHECKPOINT_FILES', 'read_metrics', 'read_run_config',
+           'NbFigure', 'save_png', 'Curve', 'ema', 'find_runs', 'best_val', 'run_unigram_bpc', 'bpc_curves',
+           'plot_bpc_curves', 'run_signals', 'plot_signals', 'run_summary', 'replace_dir', 'recover_dir',
            'clean_interrupted', 'RunLock', 'check_run_dir', 'claim_run_dir']
 
 # %% ../nbs/08a_runs.ipynb #58ce9512
@@ -99,6 +100,17 @@ def best_val(run) -> dict|None:
     va = [r for r in read_metrics(run) if r.get('kind') == 'val']
     return min(va, key=lambda r: r['bpc']) if va else None
 
+def run_unigram_bpc(run) -> float|None:
+    "The BPC of predicting the run's bytes from their frequencies alone (`data.unigram_bpc` of its config), or None."
+    try: data = read_run_config(run).get('data')
+    except (OSError, ValueError): return None        # no config (yet), or not a run's
+    return data.get('unigram_bpc') if isinstance(data, dict) else None
+
+def _x_key(x: str) -> str:
+    "The record field of x axis `x`; a one-line error for an unknown one."
+    if x not in X_AXES: raise ValueError(f"unknown x axis {x!r}; choose one of {list(X_AXES)}")
+    return X_AXES[x][0]
+
 # %% ../nbs/08a_runs.ipynb #068a2bca
 def bpc_curves(runs, # run directories
                kinds=('train', 'val'), # which records
@@ -106,9 +118,8 @@ def bpc_curves(runs, # run directories
                smoothing: float=0.0, # EMA weight for train curves
               ) -> list[Curve]:
     "The BPC curves of some runs (runs without records give none)."
-    if x not in X_AXES: raise ValueError(f"unknown x axis {x!r}; choose one of {list(X_AXES)}")
+    key = _x_key(x)
     if isinstance(runs, (str, Path)): runs = [runs]
-    key = X_AXES[x][0]
     out = []
     for run in runs:
         recs = read_metrics(run)
@@ -129,7 +140,8 @@ def plot_bpc_curves(runs, # run directories (or one)
                     log: bool=False, # logarithmic BPC axis
                     ax=None, # draw into this matplotlib axis instead of a new NbFigure
                    ) -> Figure:
-    "Train (smoothed, raw faint) and val BPC of one or several runs; the title names each run's best val BPC."
+    "Train (smoothed, raw faint) and val BPC of runs, their byte-frequency levels dotted; the title names each best val BPC."
+    runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
     curves = bpc_curves(runs, kinds, x, smoothing)
     if ax is None: fig = NbFigure(figsize=(6.5, 3.4)); ax = fig.subplots()
     else: fig = ax.figure
@@ -140,14 +152,65 @@ def plot_bpc_curves(runs, # run directories (or one)
             if smoothing > 0: ax.plot(c.x, c.raw, color=col, alpha=0.2, lw=1)
             ax.plot(c.x, c.y, color=col, lw=1.5, label=f"{c.run} train")
         else: ax.plot(c.x, c.y, 'o--', color=col, ms=4, label=f"{c.run} val")
+    for r in runs:
+        if (u := run_unigram_bpc(r)) is not None:
+            name = Path(r).name
+            ax.axhline(u, color=colours.setdefault(name, f"C{len(colours)}"), ls=':', lw=1, label=f"{name} byte frequencies")
     if log: ax.set_yscale('log')
     ax.set_xlabel(X_AXES[x][1]); ax.set_ylabel('BPC'); ax.grid(alpha=0.3, which='both')
-    if curves: ax.legend(fontsize=7)
-    bests = [(Path(r).name, best_val(r)) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
+    if ax.lines: ax.legend(fontsize=7)
+    bests = [(Path(r).name, best_val(r)) for r in runs]
     ax.set_title('; '.join(f"{n}: best val {b['bpc']:.4f} @ {b['step']}" for n, b in bests if b) or 'no validation yet',
                  fontsize=8)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/08a_runs.ipynb #b3d9f5a1
+SIGNAL_PANELS = {'grad': ('gradient norm (before clipping)', 'log', 'an older run'),     # name: title, y scale, and
+                 'clip': ('clip factor (fraction kept)', 'linear', 'an older run'),      # why it can be empty
+                 'update': ('System 2 relative update per step t', 'log', 'no System 2, or an older run'),
+                 'gate': ('System 2 mean gate per step t', 'linear', 'no System 2, or an older run')}
+RUN_STYLES = ('-', '--', ':', '-.')      # the line style of the first, second, ... run
+
+def run_signals(run, # a run directory
+                x: str='step', # step | bytes | time
+               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    "The health signals of a run's train records as series {name: (x, y)}: grad/<part>, clip, update/<t>, gate/<t>; {} for none."
+    key, points = _x_key(x), {}
+    for r in read_metrics(run):
+        if r.get('kind') != 'train' or key not in r: continue
+        vals = {f"grad/{k}": v for k, v in (r.get('grad_norms') or {}).items()}
+        vals |= {f"{k}/{t}": v for k in ('update', 'gate') for t, v in enumerate(r.get(f"think_{k}") or [], 1)}
+        if r.get('clip_factor') is not None: vals['clip'] = r['clip_factor']
+        for name, v in vals.items(): points.setdefault(name, []).append((r[key], v))
+    return {name: tuple(np.array(c, dtype=float) for c in zip(*p)) for name, p in points.items()}
+
+def plot_signals(runs, # run directories (or one)
+                 x: str='step', # step | bytes | time
+                 axes=None, # draw into these four matplotlib axes (in SIGNAL_PANELS' order) instead of a new NbFigure
+                ) -> Figure:
+    "Gradient norm per part, clip factor, System 2 update and gate per step of runs: colour = part or step, style = run."
+    runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    if axes is None: fig = NbFigure(figsize=(9, 5)); axes = fig.subplots(2, 2, sharex=True).flat
+    axes = dict(zip(SIGNAL_PANELS, axes))
+    colours = {panel: {} for panel in SIGNAL_PANELS}     # colour = part or step, the same in every run
+    for i, run in enumerate(runs):
+        for name, (xs, ys) in run_signals(run, x).items():
+            panel, _, part = name.partition('/')
+            if panel == 'clip': label = Path(run).name              # the clip panel's legend names the runs
+            elif part in colours[panel]: label = None              # the others name each part or step once
+            else: label = part if panel == 'grad' else f"t={part}"
+            col = colours[panel].setdefault(part, f"C{len(colours[panel])}")
+            axes[panel].plot(xs, ys, RUN_STYLES[i % len(RUN_STYLES)], color=col, lw=1.2, label=label)
+    for panel, (title, scale, why) in SIGNAL_PANELS.items():
+        ax = axes[panel]
+        ax.set_title(title, fontsize=8); ax.set_yscale(scale); ax.grid(alpha=0.3, which='both'); ax.tick_params(labelsize=7)
+        if scale == 'linear': ax.set_ylim(0, 1.05)
+        if ax.lines: ax.legend(fontsize=6)
+        else: ax.text(0.5, 0.5, f"not recorded ({why})", ha='center', va='center', transform=ax.transAxes, fontsize=8, color='0.4')
+    for panel in ('update', 'gate'): axes[panel].set_xlabel(X_AXES[x][1], fontsize=8)
+    axes['grad'].figure.tight_layout()
+    return axes['grad'].figure
 
 # %% ../nbs/08a_runs.ipynb #4fd4056e
 def run_summary(run) -> dict:

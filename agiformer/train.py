@@ -11,7 +11,7 @@ from .core import AGIConfig, cli, fail
 from .reasoning import check_depth
 from .checkpoint import load_model
 from .runs import check_run_dir
-from .recipe import TrainConfig, run_configs, train_recipe
+from .recipe import TrainConfig, recipe_model, run_configs, train_recipe
 from .trainer import Trainer, TrainingDiverged
 
 # %% auto #0
@@ -22,7 +22,7 @@ def _given(**kw) -> dict: return {k: v for k, v in kw.items() if v is not None}
 
 @cli
 def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium | seed (= medium, the default) | large
-                    recipe: str=None, # training recipe: seed (the original, default) | t4 (fp16 on a Colab T4)
+                    recipe: str=None, # training recipe: seed (the original, default) | t4 (fp16 on a Colab T4) | short (600 CPU steps that hold, chapter 17)
                     data: str=None, # enwik8 (default, downloaded) | pystdlib (offline) | a file or directory of bytes
                     data_dir: str=None, # where corpora are cached (default $AGIFORMER_DATA or ./data)
                     steps: int=None, # optimizer steps (default 5000)
@@ -33,6 +33,7 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
                     thinking_sampler: str=None, # System 2 depth per step: fixed (default) | uniform | poisson_lognormal (mean T)
                     thinking_backprop: int=None, # gradients through the last K System 2 steps only (default: all)
                     lr: float=None, # peak learning rate (default 3e-4)
+                    thinking_lr_scale: float=None, # System 2 learns at this times the rate (default 1; the short recipe: 0.1)
                     weight_decay: float=None, # AdamW weight decay (default 0.01)
                     warmup_steps: int=None, # linear warm-up steps (default 100)
                     schedule: str=None, # constant (default, the original) | cosine
@@ -51,6 +52,7 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
                     amp: str=None, # auto (default: fp16 on T4-class GPUs, bf16 on newer, fp32 on CPU) | fp32 | bf16 | fp16
                     seed: int=None, # seed of initialisation, dropout and batches (default 0)
                     max_bad_steps: int=None, # stop after this many consecutive non-finite steps (default 20)
+                    stall_check: int=None, # at this step, say so if the loss has stalled at the byte-frequency level (default 200; 0 = never)
                     quiet: bool=False, # no progress bar or log lines on stdout (log.txt is still written)
                     progress: bool=False, # draw the progress bar even when stdout is not a terminal
                     **model: AGIConfig, # the preset's (or --init_from's, or the resumed run's) values, changed
@@ -60,9 +62,10 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
     if out is not None: check_run_dir(out, resume, overwrite)        # a folder that is not a run is refused before any work
     tkw = _given(data=data, data_dir=data_dir, steps=steps, batch_size=batch_size, seq_len=seq_len, position_offsets=position_offsets,
                  thinking_sampler=thinking_sampler, thinking_backprop=thinking_backprop,
-                 grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, schedule=schedule,
-                 grad_clip=grad_clip, log_every=log_every, val_every=val_every, val_windows=val_windows,
-                 val_window=val_window, device=device, amp=amp, seed=seed, max_bad_steps=max_bad_steps)
+                 grad_accum=grad_accum, lr=lr, thinking_lr_scale=thinking_lr_scale, weight_decay=weight_decay,
+                 warmup_steps=warmup_steps, schedule=schedule, grad_clip=grad_clip, log_every=log_every, val_every=val_every,
+                 val_windows=val_windows, val_window=val_window, device=device, amp=amp, seed=seed,
+                 max_bad_steps=max_bad_steps, stall_check=stall_check)
     if compile: tkw['compile'] = True
     if full_val: tkw['val_windows'] = None
     mkw = _given(**model)
@@ -74,6 +77,7 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
         mc = AGIConfig.from_preset(preset, **mkw) if preset is not None else mc0.replace(**mkw)
         tc = replace(tc0, **tkw)
     else:
+        mkw = {**recipe_model('seed' if recipe is None else recipe), **mkw}     # the recipe's model fields; the user's flags win
         if init_from is not None and preset is None: mc = load_model(init_from).config.replace(**mkw)
         else: mc = AGIConfig.from_preset('seed' if preset is None else preset, **mkw)
         tc = train_recipe('seed' if recipe is None else recipe, **tkw)

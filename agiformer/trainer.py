@@ -14,16 +14,17 @@ from fastcore.basics import patch
 from tqdm.auto import tqdm
 
 import agiformer
-from .core import AGIConfig, LN2, atomic_write, eval_mode, resolve_device
+from .core import AGIConfig, LN2, atomic_write, resolve_device
 from .checkpoint import load_model, load_weights, read_safetensors, save_model, torch_load_safe
 from .data import WindowSampler, load_corpus
 from .evaluate import evaluate_bpc, windows_to_score
 from .model import AGIFORMER
 from .runs import RunLock, check_run_dir, claim_run_dir, plot_bpc_curves, read_metrics, recover_dir, replace_dir, save_png
-from .recipe import TrainConfig, lm_loss, lr_at, pick_precision, run_configs, train_thinking
+from .recipe import (TrainConfig, grad_norms, lm_loss, lr_at, param_groups, pick_precision, run_configs, set_lr,
+                              stall_message, thinking_signals, train_thinking, unigram_bpc)
 
 # %% auto #0
-__all__ = ['RESUME_MAY_CHANGE', 'save_model_dir', 'dist_env', 'TrainingDiverged', 'Trainer', 'thinking_stats']
+__all__ = ['RESUME_MAY_CHANGE', 'save_model_dir', 'dist_env', 'TrainingDiverged', 'Trainer']
 
 # %% ../nbs/09a_trainer.ipynb #df8f1309
 def save_model_dir(model: AGIFORMER, path, metadata: dict|None=None) -> Path:
@@ -50,7 +51,7 @@ class TrainingDiverged(RuntimeError):
 
 # The train-config fields a resumed run may change (the rest decide which batches and updates the run sees).
 RESUME_MAY_CHANGE = ('steps', 'log_every', 'val_every', 'val_windows', 'val_window', 'val_batch_size', 'device',
-                     'compile', 'max_bad_steps', 'amp', 'data_dir')
+                     'compile', 'max_bad_steps', 'amp', 'data_dir', 'stall_check')
 
 def _model_diff(a: AGIConfig, b: AGIConfig) -> dict:
     return {k: (v, getattr(b, k)) for k, v in a.to_dict().items() if k != 'attn_impl' and getattr(b, k) != v}
@@ -127,12 +128,13 @@ def _setup(self: Trainer):
     self.n_val, self.val_note = windows_to_score(self.corpus.val, c.val_window, c.val_windows, f'val_windows={c.val_windows}',
                                                  verb='validating on', option='--val_window')
     self.sampler = WindowSampler(self.corpus.train, c.seq_len + mc.patch_size, c.batch_size, c.seed, dev, self.rank, self.world)
+    self.unigram = unigram_bpc(self.corpus.train)                    # the stall guard's reference (chapter 09)
     torch.manual_seed(c.seed); random.seed(c.seed)
     self.model = AGIFORMER.from_config(mc).to(dev)
     if self.init_from is not None:
         load_weights(self.model, load_model(self.init_from).state_dict(), self.init_from, dev)
     if self.rank: torch.manual_seed(c.seed + 1_000_003 * self.rank)   # other dropout masks on other ranks
-    self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr_at(1, c), weight_decay=c.weight_decay)
+    self.opt = torch.optim.AdamW(param_groups(self.model, c), lr=lr_at(1, c), weight_decay=c.weight_decay)
     self.scaler = torch.amp.GradScaler(dev.type, enabled=self.precision == 'fp16')
     fwd = self.model
     if self.world > 1:
@@ -148,7 +150,7 @@ def _setup(self: Trainer):
 @patch
 def _run_config(self: Trainer) -> dict:
     return dict(model=self.mc.to_dict(), train=self.cfg.to_dict(), world_size=self.world,
-                data=dict(name=self.corpus.name, source=self.corpus.source, sizes=self.corpus.sizes),
+                data=dict(name=self.corpus.name, source=self.corpus.source, sizes=self.corpus.sizes, unigram_bpc=self.unigram),
                 init_from=None if self.init_from is None else str(self.init_from),
                 agiformer_version=agiformer.__version__, torch_version=torch.__version__)
 
@@ -239,14 +241,16 @@ def _banner(self: Trainer):
     per_step = c.batch_size * self.world * c.grad_accum
     self._log(f"[*] AGIFORMER: d_model={mc.d_model}, n_layers={mc.n_layers}, num_heads={mc.num_heads}, "
               f"patch_size={mc.patch_size}, window_size={mc.window_size}, thinking_steps={mc.thinking_steps}, "
-              f"dropout={mc.dropout}")
+              f"dropout={mc.dropout}" + (f", thinking_init={mc.thinking_init}" if mc.thinking_init != 'default' else ''))
     self._log(f"[*] Parameters: {self.model.num_params():,}" + (f" (initialised from {self.init_from})" if self.init_from else ''))
     self._log(f"[*] Device: {self.device} ({self.precision}{', compiled' if c.compile else ''}), {self.world} process(es), "
               f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     self._log(f"[*] Data: {self.corpus.describe()}")
     val = f"{self.n_val} windows" if c.val_windows else 'the full split'
     self._log(f"[*] Recipe: {c.steps} steps of {per_step} x {c.seq_len} bytes, AdamW lr {c.lr:.2e} wd {c.weight_decay}, "
-              f"warm-up {c.warmup_steps}, {c.schedule}, clip {c.grad_clip}; validation on {val} of {c.val_window} bytes "
+              f"warm-up {c.warmup_steps}, {c.schedule}, clip {c.grad_clip}"
+              + (f", System 2 at {c.thinking_lr_scale:g}x the rate" if c.thinking_lr_scale != 1 else '')
+              + f"; validation on {val} of {c.val_window} bytes "
               f"every {c.val_every}")
     if self.val_note: self._log(f"[*] {self.val_note}")
     self._log(f"[*] Run directory: {self.out}")
@@ -257,7 +261,7 @@ def _train_step(self: Trainer) -> tuple[float, float, float]:
     "One optimizer step; (global mean loss, gradient norm, learning rate)."
     c, P = self.cfg, self.mc.patch_size
     lr = lr_at(self.step + 1, c)
-    for g in self.opt.param_groups: g['lr'] = lr
+    set_lr(self.opt, lr)
     self.model.train()
     total = torch.zeros((), device=self.device)
     for i in range(c.grad_accum):
@@ -275,6 +279,8 @@ def _train_step(self: Trainer) -> tuple[float, float, float]:
     if self.world > 1:
         dist.all_reduce(flags); flags[0] /= self.world
     self.scaler.unscale_(self.opt)
+    logged = (self.step + 1) % c.log_every == 0 or self.step + 1 == c.steps
+    self._grad_norms, self._seq = (grad_norms(self.model) if logged and self.rank == 0 else None), seq   # for the record
     gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf)
     loss_val, stop, gnorm = torch.stack([flags[0], flags[1], gn.float()]).tolist()      # one device sync per step
     self._stop = stop > 0 or self._stop
@@ -292,15 +298,6 @@ def _train_step(self: Trainer) -> tuple[float, float, float]:
     return loss_val, gnorm, lr
 
 # %% ../nbs/09a_trainer.ipynb #c3c19a3c
-@torch.no_grad()
-def thinking_stats(model: AGIFORMER, seq: torch.Tensor) -> list[float]:
-    "Mean relative update size of each System 2 step on the windows `seq` (B, L+P), in eval mode."
-    with eval_mode(model):
-        P = model.patch_size
-        out = model(seq[:, :-P], seq[:, P:], return_latents=True)
-        zs = [z.float() for z in out.latents]                                       # T+1 x (B, N, D)
-        return [((b - a).norm(dim=-1) / a.norm(dim=-1).clamp_min(1e-12)).mean().item() for a, b in zip(zs, zs[1:])]
-
 @patch
 def _validate(self: Trainer) -> dict:
     c = self.cfg
@@ -310,7 +307,7 @@ def _validate(self: Trainer) -> dict:
                time=self.elapsed)
     if self.rank == 0:
         first = torch.from_numpy(np.array(self.corpus.val[:min(4, r.n_windows) * c.val_window])).long()
-        rec['think_rel_change'] = thinking_stats(self.model, first.view(-1, c.val_window).to(self.device))
+        rec['think_rel_change'] = thinking_signals(self.model, first.view(-1, c.val_window).to(self.device)).get('think_update', [])
     rec['best'] = r.loss < self.best_val
     self.last_val = r.bpc
     self._log(f"-- VALIDATION: Loss = {r.loss:.4f} | BPC = {r.bpc:.4f} --")
@@ -397,7 +394,11 @@ def _fit(self: Trainer) -> dict:
             bps = (self.bytes_seen - b_log) / max(now - t_log, 1e-9)
             self._log(f"Step {self.step}: Loss = {mean:.4f} | BPC = {mean / LN2:.4f} | LR = {lr:.2e}")
             self._record(dict(kind='train', step=self.step, loss=mean, bpc=mean / LN2, lr=lr, grad_norm=gnorm,
-                              bytes_per_s=bps, bytes=self.bytes_seen, time=self.elapsed, skipped=self.skipped))
+                              bytes_per_s=bps, bytes=self.bytes_seen, time=self.elapsed, skipped=self.skipped,
+                              grad_norms=self._grad_norms, clip_factor=min(1.0, c.grad_clip / gnorm) if c.grad_clip and gnorm > 0 else 1.0,
+                              **(thinking_signals(self.model, self._seq[:1]) if self.rank == 0 else {})))
+            if self.step - c.log_every < c.stall_check <= self.step and (line := stall_message(self.step, mean / LN2, self.unigram)):
+                self._log(line)
             bar.set_postfix(loss=f"{mean:.3f}", bpc=f"{mean / LN2:.3f}", Bps=f"{bps:,.0f}")
             self.log_sum, t_log, b_log = (0.0, 0), time.perf_counter(), self.bytes_seen
         if self.step % c.val_every == 0 or self.step == c.steps:

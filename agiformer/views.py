@@ -11,7 +11,7 @@ import numpy as np
 import ipywidgets as W
 from matplotlib.figure import Figure
 
-from .runs import X_AXES, best_val, bpc_curves, find_runs, plot_bpc_curves, read_metrics
+from .runs import NbFigure, X_AXES, best_val, bpc_curves, find_runs, plot_bpc_curves, plot_signals, read_metrics
 from .inspect import COLOR_BY, depth_sweep, trace_thinking
 from .verdict import plot_depth_sweep, plot_thinking, thinking_data, thinking_html
 
@@ -49,6 +49,7 @@ class BPCView(View):
                  x: str='step', # step | bytes | time
                  smoothing: float=0.6, # EMA weight for train curves
                  log: bool=False, # log-scale BPC axis
+                 signals: bool=False, # draw the health signals (gradient norms, clip factor, System 2) under the curves
                  every: float=2.0, # live updates: least seconds between redraws on train records
                 ):
         self.every, self._last, self._sig, self._lock, self._thread = every, 0.0, None, threading.RLock(), None
@@ -66,13 +67,15 @@ class BPCView(View):
                                        continuous_update=False)
         self.x = W.ToggleButtons(options=list(X_AXES), value=x, description='x axis')
         self.log = W.Checkbox(value=log, description='log scale', indent=False)
+        self.signals = W.Checkbox(value=signals, description='signals', indent=False)
         self.readout, self.image = W.HTML(), W.Image(format='png')
         self.find.on_click(lambda _: self._set_options([], select=None))
         self.root.observe(lambda ch: self._set_options([], select=None), 'value')
-        for w in (self.runs, self.train, self.val, self.smoothing, self.x, self.log):
+        for w in (self.runs, self.train, self.val, self.smoothing, self.x, self.log, self.signals):
             w.observe(lambda ch: self.update(), 'value')
         self.box = W.VBox([W.HBox([self.root, self.find]), self.runs,
-                           W.HBox([self.train, self.val, self.log, self.smoothing]), self.x, self.readout, self.image])
+                           W.HBox([self.train, self.val, self.log, self.signals, self.smoothing]), self.x,
+                           self.readout, self.image])
         self.update()
 
     def _set_options(self, extra, select=None):
@@ -92,9 +95,14 @@ class BPCView(View):
     def update(self):
         "Re-read the selected runs and redraw."
         with self._lock:
-            runs, kinds = self.selected, self.kinds
-            self.curves = bpc_curves(runs, kinds, self.x.value, self.smoothing.value)
-            self._show(plot_bpc_curves(runs, kinds, self.x.value, self.smoothing.value, self.log.value))
+            runs, kinds, x = self.selected, self.kinds, self.x.value
+            self.curves = bpc_curves(runs, kinds, x, self.smoothing.value)
+            ax = None
+            if self.signals.value:                            # one figure: the curves on top, the signal panels under them
+                fig = NbFigure(figsize=(8, 7.5)); grid = fig.add_gridspec(3, 2, height_ratios=(1.5, 1, 1))
+                ax = fig.add_subplot(grid[0, :])
+                plot_signals(runs, x, axes=[fig.add_subplot(grid[i, j]) for i in (1, 2) for j in (0, 1)])
+            self._show(plot_bpc_curves(runs, kinds, x, self.smoothing.value, self.log.value, ax=ax))
             self.readout.value = self._readout(runs)
             self._sig, self._last = self._signature(), time.monotonic()
             self.n_draws += 1
@@ -104,9 +112,11 @@ class BPCView(View):
         for r in runs:
             recs = read_metrics(r)
             b = best_val(r)
-            tr = [x for x in recs if x.get('kind') == 'train']
+            t = next((x for x in reversed(recs) if x.get('kind') == 'train'), {})    # the latest train record
             best = f"best val BPC <b>{b['bpc']:.4f}</b> at step {b['step']}" if b else 'no validation yet'
-            last = f"; last train step {tr[-1]['step']} (BPC {tr[-1]['bpc']:.4f})" if tr else ''
+            last = f"; last train step {t['step']} (BPC {t['bpc']:.4f})" if t else ''
+            if t.get('clip_factor') is not None: last += f", clip factor {t['clip_factor']:.2f}"
+            if t.get('think_update'): last += f", System 2 update by step {', '.join(f'{u:.2g}' for u in t['think_update'])}"
             rows.append(f"<li>{html.escape(Path(r).name)}: {best}{last}</li>")
         return f"<ul style='margin:0'>{''.join(rows)}</ul>" if rows else '<i>select a run</i>'
 

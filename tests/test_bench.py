@@ -102,3 +102,38 @@ def test_step_speed_ab():
     assert re.search(r'HEAD / working tree, ms per decoded patch \(tiny, one thread\): median [\d.]+x', out), out
     out = run('bench/step_speed_ab.py', '--pairs', '1', '--preset', 'tiny', '--patches', '4', '--mode', 'generate')
     assert re.search(r'HEAD / working tree, ms per patch of generate\(\), prefill included \(tiny, one thread\): median [\d.]+x', out), out
+
+
+def test_stdlib_prose(tmp_path):
+    "The second offline corpus: English prose of the running Python's standard library, built the same way twice."
+    out = run('scripts/stdlib_prose.py', '--out', str(tmp_path / 'prose.txt'))
+    m = re.search(r'prose\.txt: ([\d,]+) bytes of Python [\d.]+ \((\d+) reference topics, ([\d,]+) docstrings of [\d,]+ files\), '
+                  r'sha256 ([0-9a-f]{64})', out)
+    assert m, out
+    data = (tmp_path / 'prose.txt').read_bytes()
+    assert len(data) == int(m.group(1).replace(',', '')) > 1_000_000
+    text = data.decode('utf-8')                                   # prose, whole and decodable
+    assert text.startswith('The "assert" statement') and 'Return' in text
+    assert int(m.group(2)) > 50 and int(m.group(3).replace(',', '')) > 5000
+    import hashlib
+    assert hashlib.sha256(data).hexdigest() == m.group(4)
+
+
+def test_stability_quick():
+    "The recipe-stability grid, tiny and short, into a temporary directory: one record per (corpus, configuration)."
+    out = run('bench/stability.py', '--quick', timeout=900)
+    path = Path(re.search(r'results: (\S+)', out).group(1))
+    assert not str(path).startswith(str(ROOT / 'bench' / 'results')), path          # never over the committed results
+    recs = json.loads(path.read_text())['runs']
+    assert sorted((r['corpus'], r['name']) for r in recs) == sorted(
+        (c, n) for c in ('pystdlib', 'stdlib-prose') for n in ('T3', 'T0', 'T3-original'))
+    for r in recs:
+        for k in ('recipe', 'config', 'train', 'val_bpc', 'test_bpc', 'val_curve', 'unigram_bpc', 'signals', 'seconds'):
+            assert r.get(k) is not None, (r['corpus'], r['name'], k)
+        assert [s for s, _ in r['val_curve']] == [3, 6] and 0 < r['test_bpc'] < 9
+        assert all('grad_norms' in s and 'clip_factor' in s for s in r['signals'])
+    by = {(r['corpus'], r['name']): r for r in recs}
+    t3, orig = by['pystdlib', 'T3'], by['pystdlib', 'T3-original']
+    assert (t3['recipe'], t3['config']['thinking_init'], t3['train']['thinking_lr_scale']) == ('short', 'identity', 0.1)
+    assert (orig['recipe'], orig['config']['thinking_init'], orig['train']['lr']) == ('seed', 'default', 3e-4)
+    assert len(t3['signals'][0]['think_update']) == t3['config']['thinking_steps']
