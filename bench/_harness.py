@@ -5,8 +5,10 @@ A measurement runs as `python SCRIPT --child JSON` in a new process, so that its
 reference run that would need more than the cap fails its allocation instead of taking the machine, and is
 reported as stopped. The child prints one line `RESULT {json}` as its last output.
 """
-import json, os, platform, resource, subprocess, sys, time, traceback
+import fcntl, json, os, platform, resource, subprocess, sys, time, traceback
 from pathlib import Path
+
+from agiformer.core import atomic_write
 
 GB = 2 ** 30
 
@@ -74,3 +76,17 @@ def cpu_model() -> str:
             if line.startswith('model name'): return line.split(':', 1)[1].strip()
     except OSError: pass
     return platform.processor() or 'unknown CPU'
+
+
+def merge_record(out, rec: dict, keys: tuple, **meta) -> dict:
+    "Put `rec` into the results JSON `out` (replacing the one with the same `keys`) atomically, under a file lock."
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    key = lambda r: tuple(r[k] for k in keys)
+    with open(out.with_suffix('.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(out.read_text()) if out.exists() else {'runs': []}
+        results.update(meta)
+        results['runs'] = [r for r in results['runs'] if key(r) != key(rec)] + [rec]
+        atomic_write(out, lambda t: Path(t).write_text(json.dumps(results, indent=1)))
+    return results

@@ -23,14 +23,14 @@ its last checkpoint, exactly, when the grid is run again. `--quick` runs a tiny 
     python bench/stability.py --only T3-recommended --corpora stdlib-prose --seeds 0,1
     python bench/stability.py --quick
 """
-import argparse, fcntl, json, os, subprocess, sys, tempfile, time
+import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 
-from _harness import cpu_model
+from _harness import cpu_model, merge_record
 
 import torch
 
-from agiformer.core import AGIConfig, atomic_write
+from agiformer.core import AGIConfig
 from agiformer.checkpoint import load_model
 from agiformer.data import load_corpus
 from agiformer.evaluate import protocol_bpc, evaluate_bpc
@@ -79,18 +79,6 @@ def measure(run: Path, corpus_name: str, name: str, seed: int, recipe: str, mc, 
                 params=model.num_params(), threads=torch.get_num_threads())
 
 
-def merge_record(out: Path, rec: dict, **meta):
-    "Put `rec` into the results JSON (replacing the same corpus, name and seed), under a lock."
-    out.parent.mkdir(parents=True, exist_ok=True)
-    key = lambda r: (r['corpus'], r['name'], r['seed'])
-    with open(out.with_suffix('.lock'), 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        results = json.loads(out.read_text()) if out.exists() else {'runs': []}
-        results.update(meta)
-        results['runs'] = [r for r in results['runs'] if key(r) != key(rec)] + [rec]
-        atomic_write(out, lambda t: Path(t).write_text(json.dumps(results, indent=1)))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--root', default='runs/stability', help='run directories go here')
@@ -128,7 +116,7 @@ def main():
                 if trainer.fit()['status'] != 'finished':           # stopped (Ctrl-C, SIGTERM): no record; run again to redo it
                     print(f"[{c} {name} seed {seed}] stopped: not recorded"); return
                 rec = measure(run, c, name, seed, recipe, mc, tc, data[c], trainer, a.quick)
-                merge_record(out, rec, **meta)
+                merge_record(out, rec, ('corpus', 'name', 'seed'), **meta)
                 print(f"[{c} {name} seed {seed}] val {rec['val_bpc']:.4f}, test {rec['test_bpc']:.4f}, "
                       f"{time.perf_counter() - t0:.0f} s", flush=True)
     print(f"results: {out}")

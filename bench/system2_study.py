@@ -22,14 +22,14 @@ under a file lock). `--quick` runs a tiny version of the same grid (tiny preset,
     python bench/system2_study.py [--steps 600] [--seeds 0,1,2] [--only T3-fixed,T0] [--out bench/results/system2_study.json]
     python bench/system2_study.py --quick
 """
-import argparse, fcntl, json, os, tempfile, time
+import argparse, json, os, tempfile, time
 from pathlib import Path
 
-from _harness import cpu_model
+from _harness import cpu_model, merge_record
 
 import torch
 
-from agiformer.core import AGIConfig, atomic_write
+from agiformer.core import AGIConfig
 from agiformer.checkpoint import load_model
 from agiformer.data import load_corpus
 from agiformer.evaluate import evaluate_bpc, protocol_bpc
@@ -125,18 +125,6 @@ def measure(run: Path, name: str, seed: int, mc: AGIConfig, tc: TrainConfig, cor
                 depth_sweep={str(k): v for k, v in sweep.items()}, halting=halting)
 
 
-def merge_record(out: Path, rec: dict, **meta) -> dict:
-    "Put `rec` into the results JSON at `out` (replacing the same name and seed), under a lock: runners may share it."
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix('.lock'), 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        results = json.loads(out.read_text()) if out.exists() else {'runs': []}
-        results.update(meta)
-        results['runs'] = [r for r in results['runs'] if (r['name'], r['seed']) != (rec['name'], rec['seed'])] + [rec]
-        atomic_write(out, lambda t: Path(t).write_text(json.dumps(results, indent=1)))
-    return results
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--root', default='runs/system2', help='run directories go here')
@@ -167,7 +155,7 @@ def main():
             run = Path(a.root) / f"{r['name']}-s{r['seed']}"
             if 'context' in r or r['name'] not in names or not (run / 'last').exists(): continue
             r['context'] = context_bpc(load_model(run / 'last'), corpus, a.quick)
-            merge_record(out, r, **meta)
+            merge_record(out, r, ('name', 'seed'), **meta)
             print(f"[{r['name']} seed {r['seed']}] context: {r['context']}", flush=True)
         return
     for name in names:
@@ -180,7 +168,7 @@ def main():
             Trainer(mc, tc, run, quiet=True, overwrite=True).fit()
             rec = measure(run, name, seed, mc, tc, corpus, a.quick)
             rec['threads'] = torch.get_num_threads()
-            merge_record(out, rec, **meta)
+            merge_record(out, rec, ('name', 'seed'), **meta)
             print(f"[{name} seed {seed}] val {rec['val_bpc']:.4f}, full val {rec['full_val_bpc']:.4f}, "
                   f"{rec['train_flops']:.3g} FLOPs, {time.perf_counter() - t0:.0f} s", flush=True)
     print(f"results: {out}")
