@@ -408,6 +408,7 @@ def _fit(self: Trainer) -> dict:
     bar.close()
     if validated_at != self.step:                         # stopped early, or resumed at the end: save where we are
         self._save_last(); self._save_plot()
+    if self.world > 1: dist.barrier()            # leave together: a rank that tears down gloo while the other still saves can abort
     status = 'finished' if self.step >= c.steps else 'interrupted'       # a stop asked for after the last step: finished
     if status == 'interrupted':
         self._log(f"Training interrupted at step {self.step}; continue with: agiformer_train --resume --out {self.out}")
