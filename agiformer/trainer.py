@@ -230,6 +230,9 @@ def _log(self: Trainer, line: str):
     if not self.quiet: tqdm.write(line, file=sys.stdout); sys.stdout.flush()
 
 @patch
+def _logs_at(self: Trainer, step: int) -> bool: return step % self.cfg.log_every == 0 or step == self.cfg.steps   # a train record
+
+@patch
 def _record(self: Trainer, rec: dict):
     if self.rank != 0: return
     with open(self.out / 'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
@@ -279,7 +282,7 @@ def _train_step(self: Trainer) -> tuple[float, float, float]:
     if self.world > 1:
         dist.all_reduce(flags); flags[0] /= self.world
     self.scaler.unscale_(self.opt)
-    logged = (self.step + 1) % c.log_every == 0 or self.step + 1 == c.steps
+    logged = self._logs_at(self.step + 1)
     self._grad_norms, self._seq = (grad_norms(self.model) if logged and self.rank == 0 else None), seq   # for the record
     gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf)
     loss_val, stop, gnorm = torch.stack([flags[0], flags[1], gn.float()]).tolist()      # one device sync per step
@@ -388,7 +391,7 @@ def _fit(self: Trainer) -> dict:
                                    f"step {self.step}); the run stopped. Lower --lr, raise --warmup_steps, or use --amp "
                                    f"fp32; {self._finite_checkpoint()}")
         bar.update(1)
-        if self.step % c.log_every == 0 or self.step == c.steps:
+        if self._logs_at(self.step):
             acc, n_ok = self.log_sum
             mean = acc / n_ok if n_ok else float('nan')
             bps = (self.bytes_seen - b_log) / max(now - t_log, 1e-9)

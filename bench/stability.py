@@ -17,7 +17,7 @@ its reference topics and docstrings), which `scripts/stdlib_prose.py` builds off
 
 Finished records are skipped, so the grid can be run a piece at a time (`--only`, `--seeds`, `--corpora`), the
 order is seed-major, so a partial grid holds whole seeds, and a run that was stopped (Ctrl-C, SIGTERM) resumes from
-its last checkpoint, exactly, when the grid is run again. `--quick` runs a tiny version into a temporary directory.
+its last checkpoint when the grid is run again (bit for bit with the same --threads). `--quick` runs a tiny version into a temporary directory.
 
     python bench/stability.py [--seeds 0,1,2,3,4] [--only T3,T0,T3-original] [--corpora pystdlib,stdlib-prose]
     python bench/stability.py --only T3-recommended --corpora stdlib-prose --seeds 0,1
