@@ -119,7 +119,7 @@ def run_configs(out) -> tuple[AGIConfig, TrainConfig, dict]:
 RECIPES: dict[str, TrainConfig] = {
     'seed':  TrainConfig(),
     't4':    TrainConfig(data='enwik8', amp='fp16', device='cuda', val_batch_size=32),
-    'short': TrainConfig(steps=600, lr=2e-3, warmup_steps=50, schedule='cosine', thinking_lr_scale=0.1),
+    'short': TrainConfig(steps=600, lr=1e-3, warmup_steps=50, schedule='cosine', thinking_lr_scale=0.1),
 }
 # The model fields a recipe sets (a flag of the user's still wins): 'short' trains without dropout, System 2 from the identity.
 RECIPE_MODEL: dict[str, dict] = {'short': dict(dropout=0.0, thinking_init='identity')}

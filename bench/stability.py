@@ -46,10 +46,12 @@ GRID = {
     'T3': ('short', dict(), dict(), 'T = 3, the short recipe'),
     'T0': ('short', dict(thinking_steps=0), dict(), 'T = 0 (no System 2), the short recipe'),
     'T3-original': ('seed', dict(), dict(), "T = 3, the original's recipe (lr 3e-4, 100 warm-up steps, constant, dropout 0.1)"),
-    'T3-recommended': ('short', dict(thinking_init='default'), dict(thinking_lr_scale=1.0),
-                       'T = 3, the recipe the study recommended before: the short recipe without its two System 2 changes'),
+    'T3-recommended': ('short', dict(thinking_init='default'), dict(lr=2e-3, thinking_lr_scale=1.0),
+                       'T = 3, the recipe the study recommended before (lr 2e-3, 50 warm-up steps, cosine, no dropout)'),
+    'T3-lr2e-3': ('short', dict(), dict(lr=2e-3), "T = 3, the short recipe at the pystdlib sweep's rate 2e-3"),
+    'T0-lr2e-3': ('short', dict(thinking_steps=0), dict(lr=2e-3), "T = 0, the short recipe at the pystdlib sweep's rate 2e-3"),
 }
-DEFAULT = 'T3,T0,T3-original'           # the grid; T3-recommended is run on a few seeds to show a stall
+DEFAULT = 'T3,T0,T3-original'           # the grid; the others ran on a few seeds: a stall, and the rate the short recipe left
 
 
 def configure(name: str, corpus: str, seed: int, quick: bool):
