@@ -57,7 +57,8 @@ def test_system2_study_quick():
         assert len(r['depth_sweep']) == max(4 * r['config']['thinking_steps'], 4) + 1
     by = {r['name']: r for r in recs}
     assert by['T0']['train_flops'] < by['T3-fixed']['train_flops']
-    assert abs(by['T0-deeper']['train_flops'] / by['T3-fixed']['train_flops'] - 1) < 0.25     # tiny: whole layers only
+    assert by['T0-deeper']['config']['n_layers'] == by['T0']['config']['n_layers'] + 2
+    assert by['T0-deeper']['train_flops'] > by['T0']['train_flops']
     assert by['T3-random-inject']['config']['thinking_inject'] and by['T3-random']['train']['thinking_sampler'] != 'fixed'
     assert [h['threshold'] for h in by['T3-fixed']['halting']][0] == 0.0
 
