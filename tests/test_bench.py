@@ -63,6 +63,27 @@ def test_system2_study_quick():
     assert [h['threshold'] for h in by['T3-fixed']['halting']][0] == 0.0
 
 
+def test_baseline_study_quick():
+    "The second edition, tiny: a sweep of three rates per configuration, then a second seed at the rate chosen on val."
+    out = run('bench/baseline_study.py', '--quick', timeout=900)
+    path = Path(re.search(r'results: (\S+)', out).group(1))
+    assert not str(path).startswith(str(ROOT / 'bench' / 'results')), path          # never over the committed results
+    recs = json.loads(path.read_text())['runs']
+    assert sorted({r['name'] for r in recs}) == ['GPT', 'T0', 'T3'] and len(recs) == 12
+    for name in ('T3', 'T0', 'GPT'):
+        rs = [r for r in recs if r['name'] == name]
+        sweep = {r['lr']: r['val_bpc'] for r in rs if r['stage'] == 'sweep'}
+        assert sorted(sweep) == [5e-4, 1e-3, 2e-3] and all(r['seed'] == 0 for r in rs if r['stage'] == 'sweep')
+        (second,) = [r for r in rs if r['stage'] == 'seeds']
+        assert second['seed'] == 1 and second['lr'] == min(sweep, key=sweep.get)      # the rate chosen on validation
+        for r in rs:
+            for k in ('val_bpc', 'test_bpc', 'train_flops', 'seconds', 'bytes_per_s', 'params', 'val_curve'):
+                assert r.get(k) is not None, (name, k)
+        assert ('depth_sweep' in rs[0]) == (name == 'T3') and rs[0]['config']['arch'] == ('gpt' if name == 'GPT' else 'agiformer')
+    t3 = next(r for r in recs if r['name'] == 'T3')
+    assert len(t3['depth_sweep']) == 13 and len(t3['halting']) == 5
+
+
 def test_gpu_script_dry_run_on_cpu():
     out = run('bench/gpu.py', '--device', 'cpu', '--quick', '--no-compile')
     for prec in ('fp32', 'fp16', 'bf16'):
