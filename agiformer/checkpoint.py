@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file, safe_open
 
 from .core import AGIConfig, atomic_write, is_hub_id
 from .model import AGIFORMER
+from .gpt import ByteGPT, build_model
 
 # %% auto #0
 __all__ = ['RUNTIME_FIELDS', 'save_model', 'clean_state_dict', 'check_state_dict', 'infer_config', 'torch_load_safe',
@@ -212,7 +213,7 @@ def load_model(spec, # AGIFORMER | run or model directory | .safetensors | origi
                **config_overrides, # AGIConfig fields to change (e.g. thinking_steps=5); for a .pth: num_heads=, window_size=
               ) -> AGIFORMER:
     "An AGIFORMER in eval mode from a model object, a local checkpoint of any supported format, or a hub id."
-    if isinstance(spec, AGIFORMER): return spec
+    if isinstance(spec, (AGIFORMER, ByteGPT)): return spec
     over = AGIConfig.check_fields(config_overrides)
     path, cfg_file = Path(spec), None
     if not path.exists():
@@ -232,11 +233,11 @@ def load_model(spec, # AGIFORMER | run or model directory | .safetensors | origi
     sd, meta = read_safetensors(path, prefix)
     stored = stored_config(path, meta, cfg_file or path.parent / 'config.json')
     if stored is None: return load_weights(AGIFORMER.from_config(infer_config(sd, **over)), sd, path, map_location)
-    return load_weights(AGIFORMER.from_config(_apply_overrides(*stored, over)), sd, path, map_location)
+    return load_weights(build_model(_apply_overrides(*stored, over)), sd, path, map_location)
 
 # %% ../nbs/06_checkpoint.ipynb #ca5c6b68
 @patch(cls_method=True)
-def from_pretrained(cls: AGIFORMER,
+def from_pretrained(cls: AGIFORMER|ByteGPT,
                     pretrained_model_name_or_path, # a hub id "user/name", or anything `load_model` reads
                     *,
                     revision: str|None=None, # hub branch, tag or commit
@@ -249,6 +250,9 @@ def from_pretrained(cls: AGIFORMER,
     hub_kw = dict(cache_dir=cache_dir, token=token, local_files_only=local_files_only, force_download=force_download)
     m = load_model(pretrained_model_name_or_path, map_location, revision, hub_kw=hub_kw, **model_kwargs)
     if type(m) is cls: return m
-    sub = cls(config=m.config)                         # a subclass of AGIFORMER: same weights, its own class
+    if not issubclass(cls, type(m)):
+        raise ValueError(f"{pretrained_model_name_or_path} holds a {type(m).__name__} (arch {m.config.arch!r}), which "
+                         f"{cls.__name__}.from_pretrained does not build: use {type(m).__name__}.from_pretrained or load_model")
+    sub = cls(config=m.config)                         # a subclass of the stored model's class: same weights, its own class
     sub.load_state_dict(m.state_dict())
     return sub.to(map_location).eval()

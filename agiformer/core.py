@@ -13,10 +13,10 @@ from fastcore.docments import docments
 from fastcore.script import Param, str2bool
 
 # %% auto #0
-__all__ = ['ATTN_IMPLS', 'POSITION_SCHEMES', 'THINKING_INITS', 'PRESETS', 'LN2', 'USER_ERRORS', 'from_known_keys', 'AGIConfig',
-           'check_bytes', 'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed', 'count_params', 'check_int',
-           'check_float', 'eval_mode', 'atomic_write', 'resolve_device', 'is_hub_id', 'fail', 'field_flags',
-           'command_parser', 'cli']
+__all__ = ['ATTN_IMPLS', 'POSITION_SCHEMES', 'THINKING_INITS', 'ARCHS', 'PRESETS', 'LN2', 'USER_ERRORS', 'from_known_keys',
+           'AGIConfig', 'check_bytes', 'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed', 'count_params',
+           'check_int', 'check_float', 'eval_mode', 'atomic_write', 'resolve_device', 'is_hub_id', 'fail',
+           'field_flags', 'command_parser', 'cli']
 
 # %% ../nbs/00_core.ipynb #5
 def from_known_keys(cls, d: dict):
@@ -29,10 +29,11 @@ def from_known_keys(cls, d: dict):
 ATTN_IMPLS = ('fast', 'reference')
 POSITION_SCHEMES = ('wrap', 'absolute', 'cap')
 THINKING_INITS = ('default', 'identity')
+ARCHS = ('agiformer', 'gpt')
 
 @dataclass(frozen=True)
 class AGIConfig:
-    "Hyper-parameters of one AGIFORMER model (the original's names and defaults), grouped by the chapter that uses them."
+    "Hyper-parameters of one AGIFORMER model (the original's names and defaults) or of its GPT baseline, grouped by the chapter that uses them."
     # the whole model
     d_model: int = 512        # width D of a patch latent
     vocab_size: int = 256     # byte vocabulary; fixed at 256 (kept for the original's signature)
@@ -53,6 +54,8 @@ class AGIConfig:
     thinking_init: str = 'default' # System 2's initial weights: 'default' (the original's) or 'identity' (every step starts as z -> z)
     # 04 head
     head_hidden: int = 256    # hidden size of the local autoregressive GRU head
+    # 05b the baseline
+    arch: str = 'agiformer'   # the model: 'agiformer', or 'gpt' (the byte-level GPT baseline: one byte per position, no System 2)
 
     def __post_init__(self):
         for f in fields(self):                      # one type check for every field, read from its annotation
@@ -78,6 +81,11 @@ class AGIConfig:
             raise ValueError(f"attn_impl {self.attn_impl!r} is not one of {ATTN_IMPLS}: 'fast' for the linear-memory kernels, 'reference' for the original's algorithms")
         if self.thinking_init not in THINKING_INITS:
             raise ValueError(f"thinking_init {self.thinking_init!r} is not one of {THINKING_INITS}: 'default' is the original's")
+        if self.arch not in ARCHS: raise ValueError(f"arch {self.arch!r} is not one of {ARCHS}: 'agiformer' is the original's model")
+        if self.arch == 'gpt' and (self.patch_size, self.thinking_steps) != (1, 0) or self.arch == 'gpt' and self.positions == 'absolute':
+            raise ValueError(f"arch 'gpt' reads one byte per position, from a learned table of context_bytes positions, without "
+                             f"System 2: it needs patch_size 1, thinking_steps 0 and positions 'wrap' or 'cap' (got {self.patch_size}, "
+                             f"{self.thinking_steps}, {self.positions!r}); use the gpt-small preset or give --patch_size 1 --thinking_steps 0")
         names = self.mixer_names
         if not all(re.fullmatch(r'[A-Za-z_]\w*', n) for n in names) or len(set(names)) < len(names):
             raise ValueError(f"mixers {self.mixers!r} must name one or more different token mixers, comma-separated, e.g. 'window,linear'")
@@ -126,6 +134,8 @@ PRESETS: dict[str, AGIConfig] = {
     'large':  AGIConfig(d_model=768, n_layers=8),
     'tiny':   AGIConfig(d_model=32, n_layers=2, num_heads=4, window_size=8, thinking_steps=2, dropout=0.0, head_hidden=32),
     'mini':   AGIConfig(d_model=128, n_layers=2, num_heads=4, window_size=64, dropout=0.0, head_hidden=128),
+    # the byte-level GPT baseline (chapter 05b), its training FLOPs within 5% of `small`'s at 1,024-byte windows
+    'gpt-small': AGIConfig(arch='gpt', d_model=160, n_layers=5, num_heads=5, patch_size=1, thinking_steps=0, dropout=0.0),
 }
 
 # %% ../nbs/00_core.ipynb #13

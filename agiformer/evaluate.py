@@ -29,7 +29,7 @@ class EvalResult:
     "One evaluation: BPC and what it was measured on."
     bpc: float             # bits per predicted byte
     loss: float            # mean cross-entropy in nats per predicted byte
-    n_bytes: int           # predicted bytes (n_windows * (window - patch_size))
+    n_bytes: int           # scored bytes (n_windows * (window - score_from); score_from is the patch size for AGIFORMER)
     n_windows: int         # windows scored
     window: int            # bytes per window W
     thinking_steps: int    # System 2 depth used (the most, with halting)
@@ -67,6 +67,8 @@ def evaluate_bpc(model: AGIFORMER, # the model (its train/eval mode is restored 
     P = model.patch_size
     if window % P or window < 2 * P:
         raise ValueError(f"window {window} must be a multiple of patch_size {P} and hold at least 2 patches")
+    skip = getattr(model, 'score_from', P) - P           # predictions before the first scored byte (the GPT's 1 .. 3)
+    if window <= P + skip: raise ValueError(f"window {window} must be longer than the {P + skip} bytes read before the first scored one")
     T = model.config.thinking_steps if thinking_steps is None else thinking_steps
     device = next(model.parameters()).device if device is None else resolve_device(device)
     data = as_bytes_array(data, 'evaluation data')
@@ -87,6 +89,7 @@ def evaluate_bpc(model: AGIFORMER, # the model (its train/eval mode is restored 
                 with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                     logits, used = model(x, y, thinking_steps=T, halt_threshold=halt_threshold, return_steps=True)
                     ce = F.cross_entropy(logits.reshape(-1, 256).float(), y.reshape(-1), reduction='none')  # nats
+                    ce = ce.view(y.shape)[:, skip:]                                  # (b, W - P - skip) scored
                 nats += ce.double().sum()
                 count += ce.numel()
                 steps += used.double().sum(); latents += used.numel()

@@ -67,7 +67,7 @@ def recompute_generate(model: AGIFORMER,
             n = len(seq) // P * P
             lo = 0 if context_bytes is None else max(0, n - context_bytes // P * P)
             x = torch.tensor(list(seq[lo:n]), dtype=torch.long, device=dev)[None]            # (1, L)
-            z = model.reasoning(model.backbone(x), thinking_steps=thinking_steps, halt_threshold=halt_threshold)[:, -1]
+            z = model.prefill(x, thinking_steps=thinking_steps, halt_threshold=halt_threshold, last_only=True)[0][:, -1]  # parallel form
             r = len(seq) - n                                                                   # bytes of the patch known
             forced = torch.tensor([list(seq[n:]) + [0] * (P - r)], device=dev)                 # (1, P)
             patch = model.head.decode(model.head.context(z), sample, forced, r)               # (1, P)

@@ -17,6 +17,7 @@ from .download import resolve_data_dir
 from .data import load_corpus
 from .evaluate import PROTOCOL, protocol_bpc
 from .model import AGIFORMER
+from .gpt import GPT_FIELDS
 from .runs import run_summary
 
 # %% auto #0
@@ -45,18 +46,23 @@ def model_card(model: AGIFORMER, # the model being shared
     c, info = model.config, run_summary(run) if run else {}
     tcfg = info.get('config', {}).get('train', {})
     data = info.get('config', {}).get('data', {})
+    gpt = c.arch == 'gpt'                                  # the GPT baseline (chapter 05b) is described as what it is
     meta = ['---', 'library_name: agiformer', 'license: apache-2.0', 'pipeline_tag: text-generation',
-            'tags:', '- agiformer', '- byte-level', '- system-2']
+            'tags:', '- agiformer', '- byte-level', '- gpt-baseline' if gpt else '- system-2']
     if data.get('name') == 'enwik8': meta += ['datasets:', '- enwik8']
     meta.append('---')
     lines = meta + ['', f"# {repo_id}", '',
-        "AGIFORMER: a byte-level language model (no tokenizer: the vocabulary is the 256 byte values) with a recurrent "
-        "**System 2** block that refines every patch latent T times before it is decoded. Trained and shared with "
-        "[agiformer](https://github.com/agiformer/agiformer).", '',
+        ("A byte-level GPT (a decoder-only Transformer that reads one byte per position, nanoGPT's model): the baseline "
+         "that agiformer compares AGIFORMER with at equal compute. " if gpt else
+         "AGIFORMER: a byte-level language model (no tokenizer: the vocabulary is the 256 byte values) with a recurrent "
+         "**System 2** block that refines every patch latent T times before it is decoded. ")
+        + "Trained and shared with [agiformer](https://github.com/agiformer/agiformer).", '',
         '## Model', '', '| setting | value |', '| --- | --- |',
         f"| parameters | {model.num_params():,} |"]
-    lines += [f"| {k} | {v} |" for k, v in c.to_dict().items() if k != 'attn_impl']
-    lines += ['', "`bytes -> ByteLatentEncoder -> HybridBlock x n_layers (sliding-window + linear attention) -> LayerNorm "
+    lines += [f"| {k} | {v} |" for k, v in c.to_dict().items() if k != 'attn_impl' and (not gpt or k in GPT_FIELDS)]
+    lines += ['', "`bytes -> byte + position embeddings -> GPTBlock x n_layers (causal self-attention over context_bytes, "
+              "MLP) -> LayerNorm -> the byte embedding, transposed -> next byte`" if gpt else
+              "`bytes -> ByteLatentEncoder -> HybridBlock x n_layers (sliding-window + linear attention) -> LayerNorm "
               "-> RecurrentReasoningBlock (System 2) -> LocalAutoregressiveHead -> bytes`", '']
     if info:
         lines += ['## Training', '',
@@ -78,9 +84,10 @@ def model_card(model: AGIFORMER, # the model being shared
                      f"{_windows_desc(tcfg.get('val_window', 1024), tcfg.get('val_windows'))} |")
     if test: lines.append(f"| test | {test['bpc']:.4f} | {_windows_desc(test['window'], test['n_windows'])} |")
     if not info.get('best') and not test: lines.append('| - | not measured | - |')
-    lines += ['', '## Usage', '', '```python', 'from agiformer.model import AGIFORMER',
+    cls, mod = ('ByteGPT', 'gpt') if gpt else ('AGIFORMER', 'model')
+    lines += ['', '## Usage', '', '```python', f'from agiformer.{mod} import {cls}',
               'from agiformer.generate import generate', '',
-              f'model = AGIFORMER.from_pretrained("{repo_id}")',
+              f'model = {cls}.from_pretrained("{repo_id}")',
               'print(generate(model, "def main(", 200, temperature=0.7).decode("utf-8", "replace"))', '```', '',
               'or `agiformer_generate --checkpoint DIR --prompt "..."` after '
               f'`huggingface-cli download {repo_id} --local-dir DIR`.', '',

@@ -14,8 +14,8 @@ from .core import LN2, bytes_to_tensor, check_bytes, check_int, eval_mode, resol
 from .data import eval_batches
 
 # %% auto #0
-__all__ = ['COLOR_BY', 'byte_batches', 'think_steps', 'step_logits', 'ThinkingTrace', 'trace_thinking', 'format_step_table',
-           'DepthSweep', 'depth_sweep']
+__all__ = ['COLOR_BY', 'byte_batches', 'check_system2', 'think_steps', 'step_logits', 'ThinkingTrace', 'trace_thinking',
+           'format_step_table', 'DepthSweep', 'depth_sweep']
 
 # %% ../nbs/11_inspect.ipynb #558502c5
 def byte_batches(model, # an AGIFORMER (gives the patch size)
@@ -55,6 +55,12 @@ def byte_batches(model, # an AGIFORMER (gives the patch size)
         yield x[i:i + batch_size], y[i:i + batch_size], valid[i:i + batch_size]
 
 # %% ../nbs/11_inspect.ipynb #94eddea4
+def check_system2(model):
+    "Refuse, in one line, a model without System 2 (the GPT baseline of chapter 05b)."
+    if not hasattr(model, 'reasoning'):
+        raise ValueError(f"this model is a {type(model).__name__} (arch {model.config.arch!r}): it has no System 2 whose "
+                         "thinking steps could be inspected; inspect an AGIFORMER checkpoint")
+
 @torch.no_grad()
 def think_steps(model, # an AGIFORMER (call in eval mode for deterministic results)
                 x: torch.Tensor, # (B, L) bytes read
@@ -62,6 +68,7 @@ def think_steps(model, # an AGIFORMER (call in eval mode for deterministic resul
                 thinking_steps: int|None=None, # steps to run (default: the model's T; may exceed it)
                ):
     "Yield (t, z_t, g_t, u_t, logits_t) for t = 0..T; g and u are None at t = 0, logits (B, N, P, 256)."
+    check_system2(model)
     T = check_int('thinking_steps', model.config.thinking_steps if thinking_steps is None else thinking_steps, 0)
     z0 = model.backbone(x)                                      # (B, N, D)
     yield 0, z0, None, None, model.head(z0, y)
@@ -125,6 +132,7 @@ def trace_thinking(model, # an AGIFORMER (traced in eval mode; its mode is resto
                    device=None, # default: the model's device
                   ) -> ThinkingTrace:
     "Latents, gates, update norms and per-byte cross-entropy after every System 2 step."
+    check_system2(model)
     device = resolve_device(device) if device is not None else next(model.parameters()).device
     T = model.config.thinking_steps if thinking_steps is None else thinking_steps
     parts = []
@@ -263,6 +271,7 @@ def depth_sweep(model, # an AGIFORMER (swept in eval mode; its mode is restored 
                 device=None, # default: the model's device
                ) -> DepthSweep:
     "BPC at every test-time thinking depth T' = 0 .. max_thinking_steps, from one backbone pass per batch."
+    check_system2(model)
     device = resolve_device(device) if device is not None else next(model.parameters()).device
     T = model.config.thinking_steps
     top = max(2 * T, 1) if max_thinking_steps is None else check_int('max_thinking_steps', max_thinking_steps, 0)

@@ -17,7 +17,8 @@ from .reasoning import RecurrentReasoningBlock
 from .head import LocalAutoregressiveHead
 
 # %% auto #0
-__all__ = ['BlockCache', 'HybridBlock', 'AGIOutput', 'AGICache', 'AGIFORMER', 'find_causal_leaks', 'model_logits_fn']
+__all__ = ['BlockCache', 'HybridBlock', 'AGIOutput', 'AGICache', 'AGIFORMER', 'find_causal_leaks', 'model_logits_fn',
+           'agiformer_forward_flops']
 
 # %% ../nbs/05_model.ipynb #5
 @dataclass
@@ -115,6 +116,8 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
         if config is None: config = AGIConfig(**kw)
         elif kw != {k: v for k, v in AGIConfig().to_dict().items() if k in kw}:
             raise ValueError("give either config= or the keyword hyper-parameters, not both")
+        if config.arch != 'agiformer': raise ValueError(f"AGIFORMER needs a config with arch='agiformer', got arch={config.arch!r}: "
+                                                        "build that model with build_model(config) (chapter 05b)")
         self.config = c = config
         self.encoder = ByteLatentEncoder(c)                 # every component reads its own fields of the config
         self.layers = nn.ModuleList([HybridBlock(c) for _ in range(c.n_layers)])
@@ -234,3 +237,19 @@ def model_logits_fn(model: AGIFORMER, thinking_steps: int|None=None):
         with torch.no_grad(): lg = model(seq[:, :-P], seq[:, P:], thinking_steps=thinking_steps)
         return lg.reshape(seq.shape[0], -1, 256)
     return fn
+
+# %% ../nbs/05_model.ipynb #cd51dac8
+def agiformer_forward_flops(config: AGIConfig, # the model
+                            seq_len: int=1024, # bytes per training window L
+                            depth: float|None=None, # System 2 steps (default: the config's T; a mean for random depth)
+                           ) -> float:
+    "Forward FLOPs per byte of an AGIFORMER (2 x multiply-adds of its matrix products), averaged over a window of `seq_len` bytes."
+    c = config
+    D, P, E, W, h = c.d_model, c.patch_size, c.head_dim, c.window_size, c.head_hidden
+    N = max(1, seq_len // P)
+    keys = sum(min(n + 1, W) for n in range(N)) / N                           # patches a patch attends to, on average
+    layer = 17 * D * D + 2 * D * keys + 2 * E * D
+    think = 9 * D * D + (D * D if c.thinking_inject else 0)
+    head = D * h + P * (3 * h * 2 * h + 3 * h * h + 256 * h)
+    T = c.thinking_steps if depth is None else depth
+    return 2.0 * (P * D * D + c.n_layers * layer + T * think + head) / P

@@ -150,7 +150,8 @@ def param_groups(model: AGIFORMER, # the model to train
                  cfg: TrainConfig, # thinking_lr_scale
                 ) -> list[dict]: # AdamW's parameter groups, each with the `lr_scale` its rate is multiplied by
     "One group of every parameter; with `thinking_lr_scale` != 1, System 2's parameters in a second group at that scale."
-    if cfg.thinking_lr_scale == 1: return [dict(params=list(model.parameters()), lr_scale=1.0)]
+    if cfg.thinking_lr_scale == 1 or not hasattr(model, 'reasoning'):        # (the GPT baseline has no System 2)
+        return [dict(params=list(model.parameters()), lr_scale=1.0)]
     s2 = {id(p) for p in model.reasoning.parameters()}
     return [dict(params=[p for p in model.parameters() if id(p) not in s2], lr_scale=1.0),
             dict(params=list(model.reasoning.parameters()), lr_scale=cfg.thinking_lr_scale)]
@@ -245,6 +246,7 @@ def thinking_signals(model: AGIFORMER, # the model being trained (put in eval mo
                     ) -> dict[str, list[float]]:
     "Per System 2 step on `seq`: the mean gate (`think_gate`) and the relative update (`think_update`); {} without System 2."
     gate, update = [], []
+    if not hasattr(model, 'reasoning'): return {}                          # the GPT baseline: no System 2
     with eval_mode(model):
         z = model.backbone(seq[:, :-model.patch_size])                     # (B, N, D) z_0
         for s in model.reasoning.think(z):

@@ -21,7 +21,7 @@ __all__ = ['agiformer_train']
 def _given(**kw) -> dict: return {k: v for k, v in kw.items() if v is not None}
 
 @cli
-def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium | seed (= medium, the default) | large
+def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium | seed (= medium, the default) | large | gpt-small (the GPT baseline)
                     recipe: str=None, # training recipe: seed (the original, default) | t4 (fp16 on a Colab T4) | short (600 CPU steps that hold, chapter 17)
                     data: str=None, # enwik8 (default, downloaded) | pystdlib (offline) | a file or directory of bytes
                     data_dir: str=None, # where corpora are cached (default $AGIFORMER_DATA or ./data)
@@ -57,7 +57,7 @@ def agiformer_train(preset: str=None, # model size: tiny | mini | small | medium
                     progress: bool=False, # draw the progress bar even when stdout is not a terminal
                     **model: AGIConfig, # the preset's (or --init_from's, or the resumed run's) values, changed
                    ):
-    "Train AGIFORMER with the original's recipe (or your changes); checkpoints, metrics and logs go to --out."
+    "Train AGIFORMER (or its GPT baseline: --preset gpt-small) with the original's recipe or yours; checkpoints, metrics and logs go to --out."
     check_depth(AGIConfig.check_fields(model).get('thinking_steps'), prefix='--')
     if out is not None: check_run_dir(out, resume, overwrite)        # a folder that is not a run is refused before any work
     tkw = _given(data=data, data_dir=data_dir, steps=steps, batch_size=batch_size, seq_len=seq_len, position_offsets=position_offsets,

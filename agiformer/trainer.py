@@ -19,6 +19,7 @@ from .checkpoint import load_model, load_weights, read_safetensors, save_model, 
 from .data import WindowSampler, load_corpus
 from .evaluate import evaluate_bpc, windows_to_score
 from .model import AGIFORMER
+from .gpt import build_model
 from .runs import RunLock, check_run_dir, claim_run_dir, plot_bpc_curves, read_metrics, recover_dir, replace_dir, save_png
 from .recipe import (TrainConfig, grad_norms, lm_loss, lr_at, param_groups, pick_precision, run_configs, set_lr,
                               stall_message, thinking_signals, train_thinking, unigram_bpc)
@@ -130,7 +131,7 @@ def _setup(self: Trainer):
     self.sampler = WindowSampler(self.corpus.train, c.seq_len + mc.patch_size, c.batch_size, c.seed, dev, self.rank, self.world)
     self.unigram = unigram_bpc(self.corpus.train)                    # the stall guard's reference (chapter 09)
     torch.manual_seed(c.seed); random.seed(c.seed)
-    self.model = AGIFORMER.from_config(mc).to(dev)
+    self.model = build_model(mc).to(dev)                  # an AGIFORMER, or the GPT baseline (arch='gpt')
     if self.init_from is not None:
         load_weights(self.model, load_model(self.init_from).state_dict(), self.init_from, dev)
     if self.rank: torch.manual_seed(c.seed + 1_000_003 * self.rank)   # other dropout masks on other ranks
@@ -242,9 +243,10 @@ def _record(self: Trainer, rec: dict):
 def _banner(self: Trainer):
     c, mc = self.cfg, self.mc
     per_step = c.batch_size * self.world * c.grad_accum
-    self._log(f"[*] AGIFORMER: d_model={mc.d_model}, n_layers={mc.n_layers}, num_heads={mc.num_heads}, "
-              f"patch_size={mc.patch_size}, window_size={mc.window_size}, thinking_steps={mc.thinking_steps}, "
-              f"dropout={mc.dropout}" + (f", thinking_init={mc.thinking_init}" if mc.thinking_init != 'default' else ''))
+    shape = (f"patch_size={mc.patch_size}, window_size={mc.window_size}, thinking_steps={mc.thinking_steps}"
+             if mc.arch == 'agiformer' else f"context_bytes={mc.context_bytes}")
+    self._log(f"[*] {type(self.model).__name__}: d_model={mc.d_model}, n_layers={mc.n_layers}, num_heads={mc.num_heads}, "
+              f"{shape}, dropout={mc.dropout}" + (f", thinking_init={mc.thinking_init}" if mc.thinking_init != 'default' and mc.arch == 'agiformer' else ''))
     self._log(f"[*] Parameters: {self.model.num_params():,}" + (f" (initialised from {self.init_from})" if self.init_from else ''))
     self._log(f"[*] Device: {self.device} ({self.precision}{', compiled' if c.compile else ''}), {self.world} process(es), "
               f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
@@ -252,7 +254,7 @@ def _banner(self: Trainer):
     val = f"{self.n_val} windows" if c.val_windows else 'the full split'
     self._log(f"[*] Recipe: {c.steps} steps of {per_step} x {c.seq_len} bytes, AdamW lr {c.lr:.2e} wd {c.weight_decay}, "
               f"warm-up {c.warmup_steps}, {c.schedule}, clip {c.grad_clip}"
-              + (f", System 2 at {c.thinking_lr_scale:g}x the rate" if c.thinking_lr_scale != 1 else '')
+              + (f", System 2 at {c.thinking_lr_scale:g}x the rate" if c.thinking_lr_scale != 1 and mc.arch == 'agiformer' else '')
               + f"; validation on {val} of {c.val_window} bytes "
               f"every {c.val_every}")
     if self.val_note: self._log(f"[*] {self.val_note}")

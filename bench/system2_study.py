@@ -10,10 +10,11 @@ measured and appended to the results JSON (written atomically after every run):
 - `halting`: protocol BPC and mean steps per patch at several halting thresholds (depth up to 4T), T > 0 only;
 - `context`: BPC on the first 256 KB of val in windows of 1, 4 and 16 KB (the model was trained on 1 KB windows);
 - `train_bytes`, `train_flops`: bytes read in training, and the training FLOPs estimated from the model's shapes
-  (`train_flops`: multiply-adds x 2 of every matrix product one patch needs, forward, summed over the layers,
-  System 2 steps and the head's P bytes, plus the attention products (window: 2 W D, linear: 2 E D per patch and
-  layer); a training step costs 3x its forward (backward ~2x), except System 2 steps outside the truncated
-  backpropagation, which cost 1x; the expected depth is used for a random-depth sampler).
+  (`train_flops`: `agiformer.gpt.forward_flops`, the multiply-adds x 2 of every matrix product of a forward pass per
+  byte, attention included, as the model chapters count them; a training step costs 3x its forward (backward ~2x),
+  except System 2 steps outside the truncated backpropagation, which cost 1x; the expected depth is used for a
+  random-depth sampler). Runs recorded before this count moved into the package (the JSON's first 18) used an
+  older count that took W keys per patch and half the attention products: their `train_flops` are about 1% lower.
 
 A (configuration, seed) whose record is already in the JSON is skipped, so the grid can be run a piece at a time
 across sessions (`--only NAME`, `--seeds 0,1`), and by several processes at once (records are merged into the JSON
@@ -32,6 +33,7 @@ import torch
 from agiformer.core import AGIConfig
 from agiformer.checkpoint import load_model
 from agiformer.data import load_corpus
+from agiformer.gpt import forward_flops
 from agiformer.evaluate import evaluate_bpc, protocol_bpc
 from agiformer.recipe import TrainConfig
 from agiformer.runs import read_metrics
@@ -41,7 +43,7 @@ from agiformer.trainer import Trainer
 GRID = {
     'T3-fixed': (dict(), dict(), 'T = 3 fixed: the original'),
     'T0': (dict(thinking_steps=0), dict(), 'no System 2, same layers: equal steps'),
-    'T0-deeper': (dict(thinking_steps=0, n_layers='match'), dict(), 'no System 2, more layers: training FLOPs of T3-fixed'),
+    'T0-deeper': (dict(thinking_steps=0, n_layers='+2'), dict(), 'no System 2, two more layers: training FLOPs of T3-fixed (+6%)'),
     'T3-random': (dict(), dict(thinking_sampler='poisson_lognormal', thinking_backprop=2),
                   'random depth (mean 3), gradients through the last 2 steps'),
     'T3-random-inject': (dict(thinking_inject=True), dict(thinking_sampler='poisson_lognormal', thinking_backprop=2),
@@ -57,41 +59,24 @@ def expected_depth(tc: TrainConfig, T: int) -> float:
     return float(T)      # every sampler here has mean T (see `recipe.train_thinking`)
 
 
-def forward_flops(mc: AGIConfig, depth: float) -> float:
-    "Forward FLOPs per patch (2 x multiply-adds of the matrix products), System 2 at `depth` steps."
-    D, P, E, W, h, L = mc.d_model, mc.patch_size, mc.head_dim, mc.window_size, mc.head_hidden, mc.n_layers
-    enc = P * D * D
-    layer = 17 * D * D + W * D + E * D          # qkv x2, proj, ssm out, out_proj, MLP 8 D^2; window scores+values; linear
-    think = 9 * D * D + (D * D if mc.thinking_inject else 0)
-    head = D * h + P * (3 * h * 2 * h + 3 * h * h + 256 * h)
-    return 2.0 * (enc + L * layer + depth * think + head)
-
-
 def train_flops(mc: AGIConfig, tc: TrainConfig) -> float:
     "Estimated training FLOPs of the whole run (see the module docstring)."
     depth = expected_depth(tc, mc.thinking_steps)
     K = depth if tc.thinking_backprop is None else min(depth, tc.thinking_backprop)
-    fwd_full = forward_flops(mc, depth)
-    think = forward_flops(mc, 1) - forward_flops(mc, 0)
-    per_patch = 3 * fwd_full - 2 * (depth - K) * think        # steps without gradients: forward only
-    patches = tc.steps * tc.batch_size * tc.grad_accum * tc.seq_len / mc.patch_size
-    return per_patch * patches
+    think = forward_flops(mc, tc.seq_len, 1) - forward_flops(mc, tc.seq_len, 0)         # one System 2 step, per byte
+    per_byte = 3 * forward_flops(mc, tc.seq_len, depth) - 2 * (depth - K) * think      # steps without gradients: forward only
+    return per_byte * tc.steps * tc.batch_size * tc.grad_accum * tc.seq_len
 
 
 def configure(name: str, preset: str, steps: int, seed: int, quick: bool):
     "(AGIConfig, TrainConfig) of configuration `name`."
     m_over, t_over, _ = GRID[name]
-    m_over = dict(m_over)
     base_t = dict(data='pystdlib', steps=steps, seed=seed, device='cpu', log_every=max(1, steps // 20),
                   val_every=steps, val_windows=4 if quick else 64)
     if quick: base_t.update(seq_len=64, batch_size=4)
     tc = TrainConfig(**{**base_t, **t_over})
-    if m_over.get('n_layers') == 'match':            # the layer count whose training FLOPs are closest to T3-fixed's
-        ref_m, ref_t = configure('T3-fixed', preset, steps, seed, quick)
-        target = train_flops(ref_m, ref_t)
-        base = AGIConfig.from_preset(preset, **{k: v for k, v in m_over.items() if k != 'n_layers'})
-        m_over['n_layers'] = min(range(1, 4 * base.n_layers + 1),
-                                 key=lambda n: abs(train_flops(base.replace(n_layers=n), tc) - target))
+    if m_over.get('n_layers') == '+2':               # two more layers than the preset's (small: 6)
+        m_over = {**m_over, 'n_layers': AGIConfig.from_preset(preset).n_layers + 2}
     return AGIConfig.from_preset(preset, **m_over), tc
 
 
