@@ -15,7 +15,7 @@ from .kernels import (feature_map, sliding_window_attention_ref, causal_linear_a
 
 # %% auto #0
 __all__ = ['MIXERS', 'check_impl', 'register_mixer', 'WindowCache', 'SlidingWindowAttention', 'LinearCache', 'LinearAttention',
-           'set_attn_impl']
+           'set_attn_impl', 'BlockCache', 'HybridBlock']
 
 # %% ../nbs/02a_attention.ipynb #6
 def check_impl(impl: str) -> str:
@@ -169,3 +169,51 @@ def set_attn_impl(model: nn.Module, # any module holding attention modules, e.g.
         if isinstance(m, (SlidingWindowAttention, LinearAttention)): m.impl = impl
     if hasattr(model, 'config') and hasattr(model.config, 'attn_impl'): model.config = model.config.replace(attn_impl=impl)
     return model
+
+# %% ../nbs/02a_attention.ipynb #5
+@dataclass
+class BlockCache:
+    "What a `HybridBlock` remembers of the past: its mixers' caches, in the block's order."
+    mixers: list
+    def clone(self) -> BlockCache: return BlockCache([c.clone() for c in self.mixers])
+    @staticmethod
+    def cat(caches: list[BlockCache]) -> BlockCache:
+        return BlockCache([type(cs[0]).cat(list(cs)) for cs in zip(*[c.mixers for c in caches])])
+
+class HybridBlock(nn.Module):
+    "The config's token mixers in parallel (summed, then projected), then an MLP; pre-norm residuals."
+    def __init__(self, config: AGIConfig): # reads d_model, mixers, dropout; each mixer reads its own fields
+        super().__init__()
+        D = config.d_model
+        self.norm1 = nn.LayerNorm(D)
+        self.mixer_attrs = []                        # the mixers' attribute names, in the config's order
+        for name in config.mixer_names:
+            if name not in MIXERS: raise ValueError(f"unknown token mixer {name!r} in mixers={config.mixers!r}: the registered "
+                                                    f"mixers are {sorted(MIXERS)} (add one with register_mixer, chapter 02a)")
+            cls, attr = MIXERS[name]
+            if hasattr(self, attr): raise ValueError(f"mixer {name!r} would be stored as {attr!r}, which the block already has")
+            setattr(self, attr, cls(config)); self.mixer_attrs.append(attr)
+        self.out_proj = nn.Linear(D, D)
+        self.mlp = nn.Sequential(nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D), nn.Dropout(config.dropout))
+        self.norm_mlp = nn.LayerNorm(D)
+
+    def mixers(self) -> list[nn.Module]: return [getattr(self, a) for a in self.mixer_attrs]
+
+    def forward(self,
+                x: torch.Tensor, # (B, N, D)
+                return_cache: bool=False, # also return the `BlockCache` after the last patch
+               ): # (B, N, D), and the cache
+        h = self.norm1(x)
+        outs = [m(h, return_cache=True) for m in self.mixers()] if return_cache else [(m(h), None) for m in self.mixers()]
+        x = x + self.out_proj(sum([o for o, _ in outs[1:]], outs[0][0]))           # the mixers' outputs, added
+        x = x + self.mlp(self.norm_mlp(x))
+        return (x, BlockCache([c for _, c in outs])) if return_cache else x
+
+    def step(self,
+             x: torch.Tensor, # (B, D) the latent of one new patch per row
+             cache: BlockCache, # updated in place
+            ) -> torch.Tensor: # (B, D)
+        h = self.norm1(x)
+        outs = [m.step(h, c) for m, c in zip(self.mixers(), cache.mixers)]
+        x = x + self.out_proj(sum(outs[1:], outs[0]))
+        return x + self.mlp(self.norm_mlp(x))

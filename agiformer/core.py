@@ -13,10 +13,10 @@ from fastcore.docments import docments
 from fastcore.script import Param, str2bool
 
 # %% auto #0
-__all__ = ['ATTN_IMPLS', 'POSITION_SCHEMES', 'THINKING_INITS', 'ARCHS', 'PRESETS', 'LN2', 'USER_ERRORS', 'from_known_keys',
-           'AGIConfig', 'check_bytes', 'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed', 'count_params',
-           'check_int', 'check_float', 'eval_mode', 'atomic_write', 'resolve_device', 'is_hub_id', 'fail',
-           'field_flags', 'command_parser', 'cli']
+__all__ = ['ATTN_IMPLS', 'POSITION_SCHEMES', 'THINKING_INITS', 'THINKING_MODES', 'ARCHS', 'PRESETS', 'LN2', 'USER_ERRORS',
+           'from_known_keys', 'AGIConfig', 'check_bytes', 'bpc', 'bytes_to_tensor', 'tensor_to_bytes', 'set_seed',
+           'count_params', 'check_int', 'check_float', 'eval_mode', 'atomic_write', 'resolve_device', 'is_hub_id',
+           'fail', 'field_flags', 'command_parser', 'cli']
 
 # %% ../nbs/00_core.ipynb #5
 def from_known_keys(cls, d: dict):
@@ -29,6 +29,7 @@ def from_known_keys(cls, d: dict):
 ATTN_IMPLS = ('fast', 'reference')
 POSITION_SCHEMES = ('wrap', 'absolute', 'cap')
 THINKING_INITS = ('default', 'identity')
+THINKING_MODES = ('mlp', 'block')
 ARCHS = ('agiformer', 'gpt')
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class AGIConfig:
     thinking_steps: int = 3   # System 2 refinement steps T (0 turns the block off)
     thinking_inject: bool = False # each System 2 step also sees the backbone's latent z_0 (one more Linear(D, D))
     thinking_init: str = 'default' # System 2's initial weights: 'default' (the original's) or 'identity' (every step starts as z -> z)
+    thinking_mode: str = 'mlp' # what one step computes: 'mlp' (each patch latent alone, the original's) or 'block' (a hybrid block over all of them)
     # 04 head
     head_hidden: int = 256    # hidden size of the local autoregressive GRU head
     # 05b the baseline
@@ -79,6 +81,8 @@ class AGIConfig:
             raise ValueError(f"positions {self.positions!r} is not one of {POSITION_SCHEMES}: 'wrap' keeps every position inside the trained context")
         if self.attn_impl not in ATTN_IMPLS:
             raise ValueError(f"attn_impl {self.attn_impl!r} is not one of {ATTN_IMPLS}: 'fast' for the linear-memory kernels, 'reference' for the original's algorithms")
+        if self.thinking_mode not in THINKING_MODES:
+            raise ValueError(f"thinking_mode {self.thinking_mode!r} is not one of {THINKING_MODES}: 'mlp' is the original's")
         if self.thinking_init not in THINKING_INITS:
             raise ValueError(f"thinking_init {self.thinking_init!r} is not one of {THINKING_INITS}: 'default' is the original's")
         if self.arch not in ARCHS: raise ValueError(f"arch {self.arch!r} is not one of {ARCHS}: 'agiformer' is the original's model")

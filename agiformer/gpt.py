@@ -12,9 +12,9 @@ from huggingface_hub import PyTorchModelHubMixin
 
 from .core import AGIConfig, check_bytes, count_params
 from .encoder import ByteLatentEncoder
-from .attention import SlidingWindowAttention
+from .attention import BlockCache, SlidingWindowAttention
 from .head import make_sampler
-from .model import AGIFORMER, AGICache, AGIOutput, BlockCache, agiformer_forward_flops
+from .model import AGIFORMER, AGICache, AGIOutput, agiformer_forward_flops
 
 # %% auto #0
 __all__ = ['MODEL_CLASSES', 'GPT_FIELDS', 'GPTBlock', 'GPTHead', 'ByteGPT', 'build_model', 'gpt_forward_flops', 'forward_flops']

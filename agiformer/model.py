@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_model.ipynb #2
 from __future__ import annotations
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,61 +12,12 @@ from huggingface_hub import PyTorchModelHubMixin
 
 from .core import AGIConfig, check_bytes, count_params
 from .encoder import ByteLatentEncoder
-from .attention import MIXERS
+from .attention import BlockCache, HybridBlock
 from .reasoning import RecurrentReasoningBlock
 from .head import LocalAutoregressiveHead
 
 # %% auto #0
-__all__ = ['BlockCache', 'HybridBlock', 'AGIOutput', 'AGICache', 'AGIFORMER', 'find_causal_leaks', 'model_logits_fn',
-           'agiformer_forward_flops']
-
-# %% ../nbs/05_model.ipynb #5
-@dataclass
-class BlockCache:
-    "What a `HybridBlock` remembers of the past: its mixers' caches, in the block's order."
-    mixers: list
-    def clone(self) -> BlockCache: return BlockCache([c.clone() for c in self.mixers])
-    @staticmethod
-    def cat(caches: list[BlockCache]) -> BlockCache:
-        return BlockCache([type(cs[0]).cat(list(cs)) for cs in zip(*[c.mixers for c in caches])])
-
-class HybridBlock(nn.Module):
-    "The config's token mixers in parallel (summed, then projected), then an MLP; pre-norm residuals."
-    def __init__(self, config: AGIConfig): # reads d_model, mixers, dropout; each mixer reads its own fields
-        super().__init__()
-        D = config.d_model
-        self.norm1 = nn.LayerNorm(D)
-        self.mixer_attrs = []                        # the mixers' attribute names, in the config's order
-        for name in config.mixer_names:
-            if name not in MIXERS: raise ValueError(f"unknown token mixer {name!r} in mixers={config.mixers!r}: the registered "
-                                                    f"mixers are {sorted(MIXERS)} (add one with register_mixer, chapter 02a)")
-            cls, attr = MIXERS[name]
-            if hasattr(self, attr): raise ValueError(f"mixer {name!r} would be stored as {attr!r}, which the block already has")
-            setattr(self, attr, cls(config)); self.mixer_attrs.append(attr)
-        self.out_proj = nn.Linear(D, D)
-        self.mlp = nn.Sequential(nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D), nn.Dropout(config.dropout))
-        self.norm_mlp = nn.LayerNorm(D)
-
-    def mixers(self) -> list[nn.Module]: return [getattr(self, a) for a in self.mixer_attrs]
-
-    def forward(self,
-                x: torch.Tensor, # (B, N, D)
-                return_cache: bool=False, # also return the `BlockCache` after the last patch
-               ): # (B, N, D), and the cache
-        h = self.norm1(x)
-        outs = [m(h, return_cache=True) for m in self.mixers()] if return_cache else [(m(h), None) for m in self.mixers()]
-        x = x + self.out_proj(sum([o for o, _ in outs[1:]], outs[0][0]))           # the mixers' outputs, added
-        x = x + self.mlp(self.norm_mlp(x))
-        return (x, BlockCache([c for _, c in outs])) if return_cache else x
-
-    def step(self,
-             x: torch.Tensor, # (B, D) the latent of one new patch per row
-             cache: BlockCache, # updated in place
-            ) -> torch.Tensor: # (B, D)
-        h = self.norm1(x)
-        outs = [m.step(h, c) for m, c in zip(self.mixers(), cache.mixers)]
-        x = x + self.out_proj(sum(outs[1:], outs[0]))
-        return x + self.mlp(self.norm_mlp(x))
+__all__ = ['AGIOutput', 'AGICache', 'AGIFORMER', 'find_causal_leaks', 'model_logits_fn', 'agiformer_forward_flops']
 
 # %% ../nbs/05_model.ipynb #8
 @dataclass
@@ -79,19 +30,21 @@ class AGIOutput:
 
 @dataclass
 class AGICache:
-    "What an AGIFORMER remembers of B prefixes for `step`: one `BlockCache` per layer and each row's next patch position."
+    "What an AGIFORMER remembers of B prefixes for `step`: one `BlockCache` per layer (and per thinking step of a context-reading System 2) and each row's next patch position."
     layers: list        # [BlockCache] * n_layers
     pos: torch.Tensor   # (B,) long
+    thinking: list = field(default_factory=list)   # [BlockCache] * T with thinking_mode='block' (chapter 03); else []
 
     @property
     def batch_size(self) -> int: return self.pos.shape[0]
     def clone(self) -> AGICache:
         "An independent copy (to branch a generation)."
-        return AGICache([c.clone() for c in self.layers], self.pos.clone())
+        return AGICache([c.clone() for c in self.layers], self.pos.clone(), [c.clone() for c in self.thinking])
     @staticmethod
     def cat(caches: list[AGICache]) -> AGICache:
         "Stack the rows of caches from `prefill` (e.g. prompts of different lengths) into one batch."
-        return AGICache([BlockCache.cat(list(cs)) for cs in zip(*[c.layers for c in caches])], torch.cat([c.pos for c in caches]))
+        stack = lambda lists: [BlockCache.cat(list(cs)) for cs in zip(*lists)]
+        return AGICache(stack([c.layers for c in caches]), torch.cat([c.pos for c in caches]), stack([c.thinking for c in caches]))
 
 # %% ../nbs/05_model.ipynb #9
 class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', license='apache-2.0',
@@ -157,9 +110,11 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
         for layer in self.layers:
             h, c = layer(h, return_cache=True); caches.append(c)
         pos = torch.full((x.shape[0],), h.shape[1], dtype=torch.long, device=x.device)
-        if last_only: h = h[:, -1:]          # the final norm and System 2 work on each latent alone
-        z = self.reasoning(self.norm_f(h), thinking_steps=thinking_steps, halt_threshold=halt_threshold)
-        return z, AGICache(caches, pos)
+        read = self.reasoning.reads_context   # a context-reading System 2 needs every latent, and keeps a cache per step
+        if last_only and not read: h = h[:, -1:]          # the final norm and System 2 work on each latent alone
+        thinking = []
+        z = self.reasoning(self.norm_f(h), thinking_steps=thinking_steps, halt_threshold=halt_threshold, caches=thinking if read else None)
+        return (z[:, -1:] if last_only else z), AGICache(caches, pos, thinking)
 
     def step(self,
              patch: torch.Tensor, # (B, P) byte ids: each row's next patch
@@ -171,7 +126,7 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
         h = self.encoder.step(patch, cache.pos)
         for layer, c in zip(self.layers, cache.layers): h = layer.step(h, c)
         cache.pos += 1
-        return self.reasoning(self.norm_f(h), thinking_steps=thinking_steps, halt_threshold=halt_threshold)
+        return self.reasoning(self.norm_f(h), thinking_steps=thinking_steps, halt_threshold=halt_threshold, caches=cache.thinking)
 
     def forward(self,
                 x: torch.Tensor, # (B, L) byte ids, L a multiple of patch_size
@@ -249,7 +204,7 @@ def agiformer_forward_flops(config: AGIConfig, # the model
     N = max(1, seq_len // P)
     keys = sum(min(n + 1, W) for n in range(N)) / N                           # patches a patch attends to, on average
     layer = 17 * D * D + 2 * D * keys + 2 * E * D
-    think = 9 * D * D + (D * D if c.thinking_inject else 0)
+    think = (9 * D * D if c.thinking_mode == 'mlp' else layer + D * D) + (D * D if c.thinking_inject else 0)
     head = D * h + P * (3 * h * 2 * h + 3 * h * h + 256 * h)
     T = c.thinking_steps if depth is None else depth
     return 2.0 * (P * D * D + c.n_layers * layer + T * think + head) / P

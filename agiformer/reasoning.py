@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .core import AGIConfig, check_float, check_int
+from .attention import HybridBlock
 
 # %% auto #0
 __all__ = ['MAX_DEPTH', 'check_depth', 'ThinkingStep', 'RecurrentReasoningBlock']
@@ -42,27 +43,50 @@ class ThinkingStep:
     steps: torch.Tensor|None  # (...,) with halting: the steps each latent has taken so far (floats); else None
 
 class RecurrentReasoningBlock(nn.Module):
-    "System 2: refine each latent T times with a gated, pre-normed MLP whose weights are shared across steps."
-    def __init__(self, config: AGIConfig): # reads d_model, thinking_steps (the default T), dropout, thinking_inject
+    "System 2: refine each latent T times with a gated, pre-normed MLP (or hybrid block) whose weights are shared across steps."
+    def __init__(self, config: AGIConfig): # reads d_model, thinking_steps (the default T), dropout, thinking_inject, thinking_init, thinking_mode
         super().__init__()
         D = config.d_model
         self.thinking_steps = config.thinking_steps
-        self.think_mlp = nn.Sequential(nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D), nn.Dropout(config.dropout))
+        self.block = HybridBlock(config) if config.thinking_mode == 'block' else None    # reads the other patches
+        self.think_mlp = (nn.Sequential(nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D), nn.Dropout(config.dropout))
+                          if self.block is None else None)
         self.norm = nn.LayerNorm(D)
         self.gate = nn.Linear(D, D)
         self.inject = nn.Linear(D, D) if config.thinking_inject else None
-        if config.thinking_init == 'identity':        # u = 0 at the start: every step is z -> z until W_2 has learned
-            nn.init.zeros_(self.think_mlp[2].weight); nn.init.zeros_(self.think_mlp[2].bias)
+        if config.thinking_init == 'identity':        # u = 0 at the start: every step is z -> z until its last layers learn
+            last = [self.think_mlp[2]] if self.block is None else [self.block.out_proj, self.block.mlp[2]]
+            for lin in last: nn.init.zeros_(lin.weight); nn.init.zeros_(lin.bias)
+
+    @property
+    def reads_context(self) -> bool: return self.block is not None    # a step mixes the patches: it needs them all, and caches
+
+    def propose(self,
+                n: torch.Tensor, # the step's input: (..., D), or in block mode (B, N, D) or one new patch (B, D)
+                t: int, # the thinking step
+                caches: list|None=None, # block mode: [] to collect each step's `BlockCache`; the list of them for one new patch
+               ) -> torch.Tensor: # the proposed update u, shaped like n
+        "The update u of one step: the MLP on each latent alone, or the hybrid block's change over all of them."
+        if self.block is None: return self.think_mlp(n)                # W_2 GELU(W_1 n), then dropout
+        if n.dim() == 2:
+            if caches is None or len(caches) <= t:
+                raise ValueError("a context-reading System 2 steps one new patch with the caches its prompt was prefilled "
+                                 "with (one per thinking step): prefill and step at the same depth")
+            return self.block.step(n, caches[t]) - n                   # the block's residual branches, one new patch
+        if caches is None: return self.block(n) - n                    # over all patches (B, N, D)
+        out, c = self.block(n, return_cache=True); caches.append(c)
+        return out - n
 
     def refine(self,
                z: torch.Tensor, # (..., D) the latent after t thinking steps
                z0: torch.Tensor, # (..., D) the backbone's latent, before the first step
                t: int, # the index of this thinking step, 0 .. T-1
+               caches: list|None=None, # block mode only: see `propose`
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         "One thinking step: returns (new z, gate g, proposed update u), each shaped like z."
         n = self.norm(z)
         if self.inject is not None: n = n + self.inject(z0)
-        u = self.think_mlp(n)                                          # W_2 GELU(W_1 n), then dropout
+        u = self.propose(n, t, caches)
         g = torch.sigmoid(self.gate(n))
         return torch.addcmul(z, g, u), g, u                            # z + g * u
 
@@ -71,9 +95,13 @@ class RecurrentReasoningBlock(nn.Module):
               thinking_steps: int|None=None, # T for this call (default: the configured T); the most with halting
               thinking_backprop: int|None=None, # gradients through the last K steps only (None: all)
               halt_threshold: float|None=None, # stop a latent once its relative change falls below this
+              caches: list|None=None, # block mode: [] to collect each step's cache (prefill), or those caches (one new patch)
              ) -> Iterator[ThinkingStep]:
         "The one loop over System 2's thinking steps: yield a `ThinkingStep` after each, with truncation and halting applied."
         T = check_depth(self.thinking_steps if thinking_steps is None else thinking_steps, halt_threshold, thinking_backprop)
+        if halt_threshold is not None and self.reads_context:
+            raise ValueError("adaptive halting is not available with thinking_mode='block' (a halted patch would still be "
+                             "read by the others' later steps): drop halt_threshold")
         z0 = z
         first_grad = 0 if thinking_backprop is None else max(0, T - thinking_backprop)
         active = torch.ones(z.shape[:-1], dtype=torch.bool, device=z.device) if halt_threshold is not None else None
@@ -81,8 +109,8 @@ class RecurrentReasoningBlock(nn.Module):
         for t in range(T):
             if t == first_grad and t > 0: z = z0 + (z - z0).detach()   # truncated: the earlier steps' updates get no gradient
             if t < first_grad:
-                with torch.no_grad(): new, g, u = self.refine(z, z0, t)
-            else: new, g, u = self.refine(z, z0, t)
+                with torch.no_grad(): new, g, u = self.refine(z, z0, t, caches)
+            else: new, g, u = self.refine(z, z0, t, caches)
             if active is not None:
                 rel = (new - z).norm(dim=-1) / new.norm(dim=-1).clamp_min(1e-12)          # (...,) relative change
                 new = torch.where(active[..., None], new, z)                               # halted latents stay
@@ -99,10 +127,11 @@ class RecurrentReasoningBlock(nn.Module):
                 thinking_backprop: int|None=None, # gradients through the last K steps only (None: all)
                 halt_threshold: float|None=None, # stop a latent once its relative change falls below this
                 return_steps: bool=False, # also return the steps each latent took (..., ) as floats
+                caches: list|None=None, # block mode: [] to collect each step's cache (prefill), or those caches (one new patch)
                ):
         "The latents after System 2 (`think` run to its end); with `return_all` also [z_0, .., z_T], with `return_steps` the steps each took."
         zs, used, done = [z] if return_all else None, None, 0     # only the current latent is kept unless all are asked for
-        for s in self.think(z, thinking_steps, thinking_backprop, halt_threshold):
+        for s in self.think(z, thinking_steps, thinking_backprop, halt_threshold, caches):
             z, used, done = s.z, s.steps, s.t
             if zs is not None: zs.append(z)
         if used is None and return_steps: used = torch.full(z.shape[:-1], float(done), device=z.device)

@@ -5,7 +5,10 @@ Configurations (`CONFIGS`), each trained with this project's trainer on the offl
 - `T3`: the `small` AGIFORMER, T = 3, with the `short` recipe's model and System 2 settings (no dropout, System 2 from
   the identity at a tenth of the rate);
 - `T0`: the same without System 2;
-- `GPT`: the `gpt-small` byte-level GPT (chapter 05b), training FLOPs within 5% of `T3`'s.
+- `GPT`: the `gpt-small` byte-level GPT (chapter 05b), training FLOPs within 5% of `T3`'s;
+- `T3-block`: a System 2 that reads its context (`thinking_mode='block'`, chapter 03: each step a weight-shared hybrid
+  block over all patch latents, the backbone latent injected), trained with random depth (mean 3) and gradients
+  through the last 2 steps, on 3 backbone layers instead of 4 so that its training FLOPs are within 2% of `T3`'s.
 
 Budgets (`BUDGETS`): B1 is 600 steps of 4 x 1,024 bytes (the `short` recipe's length), B2 four times as many steps;
 each with warm-up and a cosine decay to a tenth set for its length. Every configuration gets the same learning-rate
@@ -16,7 +19,7 @@ One record per run in the results JSON (merged atomically under a file lock): `b
 and of test), `val_curve`, `train_flops` (`agiformer.gpt.forward_flops`, 3 forward passes per step, as
 `bench/system2_study.py` counts), `seconds` (training time), `bytes_per_s` (training bytes per second), `threads`,
 `params`, and for recurrent models `depth_sweep` (val protocol BPC at T' = 0 .. 4T) and `halting` (BPC and steps per
-patch at the halting thresholds of `bench/system2_study.py`, depth up to 4T).
+patch at the halting thresholds of `bench/system2_study.py`, depth up to 4T; not for `T3-block`, which does not halt).
 
 A run whose record is in the JSON is skipped; a run that was stopped (Ctrl-C, SIGTERM) resumes from its last
 checkpoint when the study is run again. Wall-clock figures compare only runs made the same way: run the study as two
@@ -47,6 +50,10 @@ CONFIGS = {
     'T3': ('small', dict(recipe_model('short')), dict(), 'AGIFORMER small, T = 3 (System 2 from the identity at 0.1x the rate)'),
     'T0': ('small', dict(recipe_model('short'), thinking_steps=0), dict(), 'AGIFORMER small without System 2 (T = 0)'),
     'GPT': ('gpt-small', dict(), dict(), 'byte-level GPT (gpt-small), training FLOPs within 5% of T3'),
+    'T3-block': ('small', dict(recipe_model('short'), n_layers=3, thinking_mode='block', thinking_inject=True),
+                 dict(thinking_sampler='poisson_lognormal', thinking_backprop=2),
+                 'AGIFORMER with a System 2 that reads its context (a hybrid block per step, input injected), 3 backbone '
+                 'layers, random depth (mean 3) with gradients through the last 2 steps: training FLOPs within 2% of T3'),
 }
 BUDGETS = {'B1': dict(steps=600, warmup_steps=50), 'B2': dict(steps=2400, warmup_steps=200)}   # 4 x 1,024 bytes a step
 LRS = (5e-4, 1e-3, 2e-3)                # the learning-rate sweep, the same for every configuration and budget
@@ -78,8 +85,8 @@ def measure(run: Path, budget: str, name: str, lr: float, seed: int, stage: str,
                val_curve=[[r['step'], r['bpc']] for r in recs if r['kind'] == 'val'], train_flops=train_flops(mc, tc),
                seconds=train[-1]['time'], bytes_per_s=train[-1]['bytes'] / train[-1]['time'],
                threads=torch.get_num_threads(), params=model.num_params())
-    if T:
-        rec['depth_sweep'] = {str(d): ev(corpus.val, thinking_steps=d).bpc for d in range(4 * T + 1)}
+    if T: rec['depth_sweep'] = {str(d): ev(corpus.val, thinking_steps=d).bpc for d in range(4 * T + 1)}
+    if T and mc.thinking_mode == 'mlp':           # (a System 2 that reads its context does not halt)
         rec['halting'] = [dict(threshold=e, **{k: v for k, v in ev(corpus.val, thinking_steps=4 * T, halt_threshold=e).to_dict().items()
                                                 if k in ('bpc', 'mean_thinking_steps')}) for e in HALT_THRESHOLDS]
     return rec

@@ -69,8 +69,8 @@ def test_baseline_study_quick():
     path = Path(re.search(r'results: (\S+)', out).group(1))
     assert not str(path).startswith(str(ROOT / 'bench' / 'results')), path          # never over the committed results
     recs = json.loads(path.read_text())['runs']
-    assert sorted({r['name'] for r in recs}) == ['GPT', 'T0', 'T3'] and len(recs) == 12
-    for name in ('T3', 'T0', 'GPT'):
+    assert sorted({r['name'] for r in recs}) == ['GPT', 'T0', 'T3', 'T3-block'] and len(recs) == 16
+    for name in ('T3', 'T0', 'GPT', 'T3-block'):
         rs = [r for r in recs if r['name'] == name]
         sweep = {r['lr']: r['val_bpc'] for r in rs if r['stage'] == 'sweep'}
         assert sorted(sweep) == [5e-4, 1e-3, 2e-3] and all(r['seed'] == 0 for r in rs if r['stage'] == 'sweep')
@@ -79,9 +79,11 @@ def test_baseline_study_quick():
         for r in rs:
             for k in ('val_bpc', 'test_bpc', 'train_flops', 'seconds', 'bytes_per_s', 'params', 'val_curve'):
                 assert r.get(k) is not None, (name, k)
-        assert ('depth_sweep' in rs[0]) == (name == 'T3') and rs[0]['config']['arch'] == ('gpt' if name == 'GPT' else 'agiformer')
-    t3 = next(r for r in recs if r['name'] == 'T3')
-    assert len(t3['depth_sweep']) == 13 and len(t3['halting']) == 5
+        assert ('depth_sweep' in rs[0]) == (name in ('T3', 'T3-block')) and ('halting' in rs[0]) == (name == 'T3')
+        assert rs[0]['config']['arch'] == ('gpt' if name == 'GPT' else 'agiformer')
+    t3, blk = (next(r for r in recs if r['name'] == n) for n in ('T3', 'T3-block'))
+    assert len(t3['depth_sweep']) == 13 and len(t3['halting']) == 5 and len(blk['depth_sweep']) == 13
+    assert blk['config']['thinking_mode'] == 'block' and blk['train']['thinking_backprop'] == 2
 
 
 def test_gpu_script_dry_run_on_cpu():
