@@ -43,12 +43,17 @@ def test_generate_speed_quick():
     assert all(r['recompute_paths_agree'] for r in res['by_threads'].values()), res   # the original's decode = the head's
 
 
+def quick_records(script: str) -> list:
+    "The records that `script --quick` writes, from a results file that is never the committed one."
+    out = run(script, '--quick', timeout=900)
+    path = Path(re.search(r'results: (\S+)', out).group(1))
+    assert not str(path).startswith(str(ROOT / 'bench' / 'results')), path
+    return json.loads(path.read_text())['runs']
+
+
 def test_system2_study_quick():
     "The study's grid, tiny and short, into a temporary directory: one record per configuration, every field filled."
-    out = run('bench/system2_study.py', '--quick', timeout=900)
-    path = Path(re.search(r'results: (\S+)', out).group(1))
-    assert not str(path).startswith(str(ROOT / 'bench' / 'results')), path          # never over the committed results
-    recs = json.loads(path.read_text())['runs']
+    recs = quick_records('bench/system2_study.py')
     assert sorted(r['name'] for r in recs) == sorted(['T3-fixed', 'T0', 'T0-deeper', 'T3-random', 'T3-random-inject', 'recommended'])
     for r in recs:
         for k in ('seed', 'config', 'steps', 'train_bytes', 'train_flops', 'val_bpc', 'full_val_bpc', 'depth_sweep', 'context'):
@@ -65,10 +70,7 @@ def test_system2_study_quick():
 
 def test_baseline_study_quick():
     "The second edition, tiny: a sweep of three rates per configuration, then a second seed at the rate chosen on val."
-    out = run('bench/baseline_study.py', '--quick', timeout=900)
-    path = Path(re.search(r'results: (\S+)', out).group(1))
-    assert not str(path).startswith(str(ROOT / 'bench' / 'results')), path          # never over the committed results
-    recs = json.loads(path.read_text())['runs']
+    recs = quick_records('bench/baseline_study.py')
     assert sorted({r['name'] for r in recs}) == ['GPT', 'T0', 'T3', 'T3-block'] and len(recs) == 16
     for name in ('T3', 'T0', 'GPT', 'T3-block'):
         rs = [r for r in recs if r['name'] == name]
@@ -145,10 +147,7 @@ def test_stdlib_prose(tmp_path):
 
 def test_stability_quick():
     "The recipe-stability grid, tiny and short, into a temporary directory: one record per (corpus, configuration)."
-    out = run('bench/stability.py', '--quick', timeout=900)
-    path = Path(re.search(r'results: (\S+)', out).group(1))
-    assert not str(path).startswith(str(ROOT / 'bench' / 'results')), path          # never over the committed results
-    recs = json.loads(path.read_text())['runs']
+    recs = quick_records('bench/stability.py')
     assert sorted((r['corpus'], r['name']) for r in recs) == sorted(
         (c, n) for c in ('pystdlib', 'stdlib-prose') for n in ('T3', 'T0', 'T3-original'))
     for r in recs:
