@@ -86,7 +86,7 @@ class AGIConfig:
         if self.thinking_init not in THINKING_INITS:
             raise ValueError(f"thinking_init {self.thinking_init!r} is not one of {THINKING_INITS}: 'default' is the original's")
         if self.arch not in ARCHS: raise ValueError(f"arch {self.arch!r} is not one of {ARCHS}: 'agiformer' is the original's model")
-        if self.arch == 'gpt' and (self.patch_size, self.thinking_steps) != (1, 0) or self.arch == 'gpt' and self.positions == 'absolute':
+        if self.arch == 'gpt' and ((self.patch_size, self.thinking_steps) != (1, 0) or self.positions == 'absolute'):
             raise ValueError(f"arch 'gpt' reads one byte per position, from a learned table of context_bytes positions, without "
                              f"System 2: it needs patch_size 1, thinking_steps 0 and positions 'wrap' or 'cap' (got {self.patch_size}, "
                              f"{self.thinking_steps}, {self.positions!r}); use the gpt-small preset or give --patch_size 1 --thinking_steps 0")

@@ -54,7 +54,6 @@ class GPTHead(nn.Module):
     def __init__(self, config: AGIConfig): # reads d_model
         super().__init__()
         self.weight = nn.Parameter(torch.empty(256, config.d_model))      # E (256, D)
-        self.patch_size = 1
 
     def embed(self, x: torch.Tensor) -> torch.Tensor: return F.embedding(x, self.weight)   # (B, L) -> (B, L, D)
     def forward(self, h: torch.Tensor) -> torch.Tensor: return F.linear(h, self.weight)    # (..., D) -> (..., 256)

@@ -113,7 +113,8 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
         read = self.reasoning.reads_context   # a context-reading System 2 needs every latent, and keeps a cache per step
         if last_only and not read: h = h[:, -1:]          # the final norm and System 2 work on each latent alone
         thinking = []
-        z = self.reasoning(self.norm_f(h), thinking_steps=thinking_steps, halt_threshold=halt_threshold, caches=thinking if read else None)
+        z = self.reasoning(self.norm_f(h), thinking_steps=thinking_steps, halt_threshold=halt_threshold,
+                           caches=thinking if read else None)
         return (z[:, -1:] if last_only else z), AGICache(caches, pos, thinking)
 
     def step(self,
