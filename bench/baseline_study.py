@@ -12,20 +12,22 @@ Configurations (`CONFIGS`), each trained with this project's trainer on the offl
 
 Budgets (`BUDGETS`): B1 is 600 steps of 4 x 1,024 bytes (the `short` recipe's length), B2 four times as many steps;
 each with warm-up and a cosine decay to a tenth set for its length. Every configuration gets the same learning-rate
-sweep at each budget (`LRS`, seed 0, the best chosen on validation), then more seeds at the chosen rate (`SEEDS`).
+sweep at each budget (`LRS`, seed 0, the best chosen on validation; where the best is at the sweep's edge, the sweep goes
+one factor of 2 further that way, at most `MORE` times), then more seeds at the chosen rate (`SEEDS`).
 
 One record per run in the results JSON (merged atomically under a file lock): `budget`, `name`, `lr`, `seed`,
 `stage` (sweep or seeds), `config`, `train`, `val_bpc` and `test_bpc` (the comparison protocol's 64 windows of val
 and of test), `val_curve`, `train_flops` (`agiformer.gpt.forward_flops`, 3 forward passes per step, as
 `bench/system2_study.py` counts), `seconds` (training time), `bytes_per_s` (training bytes per second), `threads`,
-`params`, and for recurrent models `depth_sweep` (val protocol BPC at T' = 0 .. 4T) and `halting` (BPC and steps per
-patch at the halting thresholds of `bench/system2_study.py`, depth up to 4T; not for `T3-block`, which does not halt).
+`machine`, `params`, and for recurrent models `depth_sweep` (val protocol BPC at T' = 0 .. 4T), `test_bpc_2T` (test at
+T' = 2T) and `halting` / `halting_test` (val / test BPC and steps per patch at the halting thresholds of
+`bench/system2_study.py`, depth up to 4T; not for `T3-block`, which does not halt).
 
 A run whose record is in the JSON is skipped; a run that was stopped (Ctrl-C, SIGTERM) resumes from its last
 checkpoint when the study is run again. Wall-clock figures compare only runs made the same way: run the study as two
 processes of one thread each (one per core), as the committed results were.
 
-    python bench/baseline_study.py --budget B1 [--only T3,T0,GPT] [--threads 1]   # sweep, then seeds, per configuration
+    python bench/baseline_study.py --budget B1 [--only T3,T0,GPT] [--threads 1]   # every sweep, then the seeds seed by seed
     python bench/baseline_study.py --budget B1 --stage sweep --only GPT
     python bench/baseline_study.py --quick
 """
@@ -57,6 +59,7 @@ CONFIGS = {
 }
 BUDGETS = {'B1': dict(steps=600, warmup_steps=50), 'B2': dict(steps=2400, warmup_steps=200)}   # 4 x 1,024 bytes a step
 LRS = (5e-4, 1e-3, 2e-3)                # the learning-rate sweep, the same for every configuration and budget
+MORE = 2                                # at most this many rates beyond LRS, while the best is at the edge
 SEEDS = {'B1': (0, 1, 2, 3, 4), 'B2': (0, 1)}
 
 
@@ -84,19 +87,40 @@ def measure(run: Path, budget: str, name: str, lr: float, seed: int, stage: str,
                train=tc.to_dict(), val_bpc=ev(corpus.val).bpc, test_bpc=ev(corpus.test).bpc,
                val_curve=[[r['step'], r['bpc']] for r in recs if r['kind'] == 'val'], train_flops=train_flops(mc, tc),
                seconds=train[-1]['time'], bytes_per_s=train[-1]['bytes'] / train[-1]['time'],
-               threads=torch.get_num_threads(), params=model.num_params())
-    if T: rec['depth_sweep'] = {str(d): ev(corpus.val, thinking_steps=d).bpc for d in range(4 * T + 1)}
+               threads=torch.get_num_threads(), machine=cpu_model(), params=model.num_params())
+    if T:
+        rec['depth_sweep'] = {str(d): ev(corpus.val, thinking_steps=d).bpc for d in range(4 * T + 1)}
+        rec['test_bpc_2T'] = ev(corpus.test, thinking_steps=2 * T).bpc      # the verdict on depth is read on test
     if T and mc.thinking_mode == 'mlp':           # (a System 2 that reads its context does not halt)
-        rec['halting'] = [dict(threshold=e, **{k: v for k, v in ev(corpus.val, thinking_steps=4 * T, halt_threshold=e).to_dict().items()
-                                                if k in ('bpc', 'mean_thinking_steps')}) for e in HALT_THRESHOLDS]
+        halt = lambda split, e: {k: v for k, v in ev(split, thinking_steps=4 * T, halt_threshold=e).to_dict().items()
+                                 if k in ('bpc', 'mean_thinking_steps')}
+        rec['halting'] = [dict(threshold=e, **halt(corpus.val, e)) for e in HALT_THRESHOLDS]
+        rec['halting_test'] = [dict(threshold=e, **halt(corpus.test, e)) for e in HALT_THRESHOLDS]
     return rec
+
+
+def sweep_rates(val: dict) -> list:
+    "The rates the sweep runs, given `val` ({rate: val BPC} of those run so far): LRS, extended by a factor of 2 while the best is at an edge."
+    rates = list(LRS)
+    while all(lr in val for lr in rates) and len(rates) < len(LRS) + MORE:
+        best = min(rates, key=val.get)
+        if best == rates[-1]: rates.append(rates[-1] * 2)
+        elif best == rates[0]: rates.insert(0, rates[0] / 2)
+        else: break
+    return rates
+
+
+def sweep_val(runs: list, budget: str, name: str) -> dict:
+    "{rate: val BPC} of the sweep's runs (seed 0) of (budget, name)."
+    return {r['lr']: r['val_bpc'] for r in runs if (r['budget'], r['name'], r['seed']) == (budget, name, 0)}
 
 
 def chosen_lr(runs: list, budget: str, name: str) -> float|None:
     "The sweep's rate with the lowest val BPC for (budget, name); None until every rate of the sweep has run."
-    sweep = {r['lr']: r['val_bpc'] for r in runs if (r['budget'], r['name'], r['seed']) == (budget, name, 0)}
-    if any(lr not in sweep for lr in LRS): return None
-    return min(LRS, key=lambda lr: sweep[lr])
+    val = sweep_val(runs, budget, name)
+    rates = sweep_rates(val)
+    if any(lr not in val for lr in rates): return None
+    return min(rates, key=val.get)
 
 
 def train_one(root: Path, out: Path, meta: dict, corpus, budget: str, name: str, lr: float, seed: int, stage: str,
@@ -136,20 +160,21 @@ def main():
         a.root, a.out, seeds = str(tmp / 'runs'), str(tmp / 'baseline_study.json'), (0, 1)
     out, root = Path(a.out), Path(a.root)
     meta = dict(machine=cpu_model(), cores=os.cpu_count(), torch=torch.__version__,
-                configs={n: CONFIGS[n][3] for n in CONFIGS}, budgets=BUDGETS, lrs=LRS)
+                configs={n: CONFIGS[n][3] for n in CONFIGS}, budgets=BUDGETS, lrs=LRS, more=MORE)
     corpus = load_corpus('pystdlib', progress=False)
     print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
     runs = lambda: json.loads(out.read_text())['runs'] if out.exists() else []
     done = lambda: {(r['budget'], r['name'], r['lr'], r['seed']) for r in runs()}
-    for name in names:
-        if a.stage in ('sweep', 'all'):
-            for lr in LRS:
-                if (a.budget, name, lr, 0) in done(): print(f"[{a.budget} {name} lr {lr:g} seed 0] done: skipped"); continue
-                if not train_one(root, out, meta, corpus, a.budget, name, lr, 0, 'sweep', a.quick): return
-        if a.stage in ('seeds', 'all'):
-            lr = chosen_lr(runs(), a.budget, name)
-            if lr is None: print(f"[{a.budget} {name}] the sweep is not complete: run --stage sweep first"); continue
-            for seed in seeds[1:]:
+    if a.stage in ('sweep', 'all'):                      # every configuration's sweep first ...
+        for name in names:
+            while todo := [lr for lr in sweep_rates(sweep_val(runs(), a.budget, name)) if (a.budget, name, lr, 0) not in done()]:
+                if not train_one(root, out, meta, corpus, a.budget, name, todo[0], 0, 'sweep', a.quick): return
+            print(f"[{a.budget} {name}] sweep done: lr {chosen_lr(runs(), a.budget, name):g}")
+    if a.stage in ('seeds', 'all'):                      # ... then the seeds, seed by seed, so that a stopped grid stays paired
+        for seed in seeds[1:]:
+            for name in names:
+                lr = chosen_lr(runs(), a.budget, name)
+                if lr is None: print(f"[{a.budget} {name}] the sweep is not complete: run --stage sweep first"); continue
                 if (a.budget, name, lr, seed) in done(): print(f"[{a.budget} {name} lr {lr:g} seed {seed}] done: skipped"); continue
                 if not train_one(root, out, meta, corpus, a.budget, name, lr, seed, 'seeds', a.quick): return
     print(f"results: {out}")
