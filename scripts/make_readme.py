@@ -1,8 +1,10 @@
 """Write README.md from nbs/index.ipynb (nbdev_readme needs Quarto, which these machines lack).
 
-Markdown cells are copied; code cells become ```python blocks; `#| hide` cells are dropped.
+Markdown cells are copied, with links to chapters (`[x](09_recipe.ipynb)`, relative to nbs/ on the docs site) made
+relative to the repository root (`[x](nbs/09_recipe.ipynb)`); code cells become ```python blocks; `#| hide` cells are
+dropped.
 `python scripts/make_readme.py --check` exits 1 if README.md is out of date."""
-import sys
+import re, sys
 from pathlib import Path
 import nbformat
 
@@ -16,7 +18,7 @@ def render() -> str:
         if not src or src.startswith('#| hide') or '\n#| hide' in src: continue
         if c.cell_type == 'markdown':
             # nbdev's title/summary convention: "> summary" under the title
-            parts.append(src)
+            parts.append(re.sub(r'\]\((?![a-z]+:|/|#)([^)\s]+\.ipynb(?:#[^)]*)?)\)', r'](nbs/\1)', src))
         elif c.cell_type == 'code':
             lines = [l for l in src.splitlines() if not l.startswith('#|')]
             parts.append('```python\n' + '\n'.join(lines) + '\n```')
