@@ -143,6 +143,7 @@ class ByteGPT(nn.Module, PyTorchModelHubMixin, library_name='agiformer', license
                 halt_threshold: float|None=None, # accepted for the common interface: None
                 return_steps: bool=False, # also return the System 2 steps per position (zeros): `(out, steps)`
                ):
+        "Logits (B, L, 1, 256) for `target_bytes`, else the predicted next bytes (B, L, 1); an `AGIOutput` with `return_latents`."
         x = check_bytes(x, 1, 'x')
         _no_system2(thinking_steps, halt_threshold, thinking_backprop)
         if target_bytes is not None and check_bytes(target_bytes, 1, 'target_bytes').shape != x.shape:

@@ -99,7 +99,7 @@ def model_card(model: AGIFORMER, # the model being shared
 
 # %% ../nbs/14_hub.ipynb #e5024a3f
 def _measure_test(model, run) -> dict|None:
-    "Protocol BPC on the run's test split if its data is on this machine (never downloads)."
+    "Protocol BPC on the run's test split if its data is available locally (never downloads)."
     info = run_summary(run) if run else {}
     t = info.get('config', {}).get('train', {})
     if not t: return None

@@ -141,6 +141,7 @@ class AGIFORMER(nn.Module, PyTorchModelHubMixin, library_name='agiformer', licen
                 halt_threshold: float|None=None, # adaptive halting: the most steps is `thinking_steps`
                 return_steps: bool=False, # also return the System 2 steps each latent took, (B, N): `(out, steps)`
                ):
+        "Logits (B, N, P, 256) for `target_bytes`, else the predicted next patches (B, N, P); an `AGIOutput` with `return_latents`."
         x = check_bytes(x, self.patch_size, 'x')
         if target_bytes is not None:
             target_bytes = check_bytes(target_bytes, self.patch_size, 'target_bytes')

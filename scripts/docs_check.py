@@ -12,8 +12,9 @@
    the model, attention, reasoning, head, inspection, views or tutorial whose page shows no figure or table made by
    its examples (chapters are committed executed: `scripts/execute_nbs.py`), an output naming an absolute path,
    a show_doc that did not render, an exported public function or class (`__all__` in agiformer/*.py) without a
-   show_doc, a module no notebook exports, and nbs/nbdev.yml or nbs/sidebar.yml differing from what nbdev_docs
-   writes (it regenerates both; nbs/_quarto.yml is ours).
+   show_doc, a module no notebook exports, nbs/nbdev.yml differing from what nbdev_docs writes (it regenerates it;
+   nbs/_quarto.yml is ours), and a chapter that nbs/sidebar.yml (ours: `custom_sidebar = True`, grouped in sections)
+   does not list exactly once.
 4. If chromium and chromedriver are installed, opens one rendered page in headless Chromium (Selenium, as
    tests/test_browser.py drives it) and checks that it shows its title and at least one figure. Without them it
    says so and skips that part.
@@ -229,15 +230,22 @@ def config_problems(nbs: list) -> list:
     cfg = get_config()
     vals = {k: cfg[k] for k in ['title', 'description', 'branch', 'git_url', 'doc_host', 'doc_baseurl']}
     want = {'nbdev.yml': _nbdev_yml.format(doc_path=cfg.doc_path.name, **vals)}
-    with contextlib.redirect_stdout(io.StringIO()) as buf: nbdev_sidebar(path=str(NBS), printit=True, force=True)
-    want['sidebar.yml'] = buf.getvalue()
+    if not cfg.get('custom_sidebar', False):       # nbdev writes the sidebar; else it is ours (grouped), kept as it is
+        with contextlib.redirect_stdout(io.StringIO()) as buf: nbdev_sidebar(path=str(NBS), printit=True, force=True)
+        want['sidebar.yml'] = buf.getvalue()
     for f, text in want.items():
         have = (NBS / f).read_text() if (NBS / f).exists() else ''
         if have.strip() != text.strip():
             fails.append(f"nbs/{f} differs from what nbdev_docs writes (from settings.ini and the notebooks):\n{text}")
-    listed = (yaml.safe_load(want['sidebar.yml']) or {}).get('website', {}).get('sidebar', {}).get('contents', [])
+    side = yaml.safe_load((NBS / 'sidebar.yml').read_text()) if (NBS / 'sidebar.yml').exists() else {}
+    def entries(items):
+        for it in items or []:
+            if isinstance(it, dict): yield from entries(it.get('contents'))
+            else: yield it
+    listed = list(entries(((side or {}).get('website') or {}).get('sidebar', {}).get('contents')))
     for p in nbs:
-        if p.name not in listed: fails.append(f"{p.name}: not in the sidebar")
+        if listed.count(p.name) != 1: fails.append(f"{p.name}: listed {listed.count(p.name)} times in nbs/sidebar.yml, not once")
+    fails += [f"nbs/sidebar.yml lists {x}, which is not in nbs/" for x in listed if not (NBS / x).exists()]
     return fails
 
 
