@@ -218,6 +218,7 @@ def config_problems(nbs: list) -> list:
     import contextlib, io, yaml
     from nbdev.config import get_config
     from nbdev.quarto import _nbdev_yml, nbdev_sidebar
+    from fastcore.basics import str2bool
     fails = []
     q = NBS / '_quarto.yml'
     if not q.exists(): return ["nbs/_quarto.yml is missing: nbdev_docs would write nbdev's default"]
@@ -230,7 +231,7 @@ def config_problems(nbs: list) -> list:
     cfg = get_config()
     vals = {k: cfg[k] for k in ['title', 'description', 'branch', 'git_url', 'doc_host', 'doc_baseurl']}
     want = {'nbdev.yml': _nbdev_yml.format(doc_path=cfg.doc_path.name, **vals)}
-    if not cfg.get('custom_sidebar', False):       # nbdev writes the sidebar; else it is ours (grouped), kept as it is
+    if not str2bool(cfg.get('custom_sidebar', 'False')):       # nbdev writes the sidebar; else it is ours (grouped), kept as it is
         with contextlib.redirect_stdout(io.StringIO()) as buf: nbdev_sidebar(path=str(NBS), printit=True, force=True)
         want['sidebar.yml'] = buf.getvalue()
     for f, text in want.items():

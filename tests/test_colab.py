@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from _worktree import copy_worktree
+
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted(p.name for p in (ROOT / 'nbs').glob('[0-9]*.ipynb'))
 BADGE = re.compile(r'\(https://colab\.research\.google\.com/github/agiformer/agiformer/blob/main/nbs/([^)]+)\)')
@@ -41,11 +43,7 @@ def colab(tmp_path_factory):
     "(remote, python): a git remote holding this working tree on `main`, and the stand-in Colab runtime's python."
     base = tmp_path_factory.mktemp('colab')
     remote = base / 'remote'
-    files = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard', '-z'], cwd=ROOT, capture_output=True,
-                           check=True).stdout.decode().split('\0')
-    for f in filter(None, files):
-        if (ROOT / f).is_file():
-            (remote / f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(ROOT / f, remote / f)
+    copy_worktree(remote)
     git = lambda *a: subprocess.run(['git', '-C', str(remote), *a], check=True, capture_output=True)
     git('init', '-q', '-b', 'main'); git('add', '-A')
     git('-c', 'user.name=test', '-c', 'user.email=test@localhost', 'commit', '-q', '-m', 'the working tree')

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from _worktree import copy_worktree
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # --- the researcher's edits, as exact text -------------------------------------------------------------------------
@@ -110,12 +112,7 @@ def copy(tmp_path_factory):
     "A copy of the working tree (tracked and new unignored files), exported and committed; then the two ideas, exported."
     base = tmp_path_factory.mktemp('extending')
     copy = base / 'repo'
-    files = _run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], ROOT).stdout.split('\0')
-    for f in filter(None, files):                             # tracked, and new files not ignored: what a commit would hold
-        src = ROOT / f
-        if not src.is_file(): continue                        # deleted in the working tree
-        (copy / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, copy / f)
+    copy_worktree(copy)
     export = [str(Path(sys.executable).parent / 'nbdev_export')]   # the console script of this environment
     r = _run(export, copy)                                    # the baseline: the working tree's notebooks, exported
     assert r.returncode == 0, r.stderr[-3000:]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from _worktree import copy_worktree
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = '--steps 2 --seq_len 128 --batch_size 1 --val_every 2 --val_windows 1 --log_every 1 --device cpu'
 # (pattern of the README command, what the test does: 'run', ('run', replacement) or ('skip', why))
@@ -63,11 +65,7 @@ def test_readme_commands_run(tmp_path):
     plan = [(c, rule(c)) for c in cmds]
     assert any(w == 'run' or w[0] == 'run' for _, w in plan)
     work = tmp_path / 'agiformer'                     # a copy of the working tree: nothing is written into the checkout
-    files = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard', '-z'], cwd=ROOT, capture_output=True,
-                           check=True).stdout.decode().split('\0')
-    for f in filter(None, files):
-        if (ROOT / f).is_file():
-            (work / f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(ROOT / f, work / f)
+    copy_worktree(work)
     for f in ('settings.ini', 'setup.py'): os.utime(work / f, (0, 0))   # env.sh sees its install as current
     env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST',)}
     env.update(AGIFORMER_VENV=str(venv), AGIFORMER_DATA=str(ROOT / 'data'), PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}")
