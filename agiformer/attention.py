@@ -170,7 +170,7 @@ def set_attn_impl(model: nn.Module, # any module holding attention modules, e.g.
     if hasattr(model, 'config') and hasattr(model.config, 'attn_impl'): model.config = model.config.replace(attn_impl=impl)
     return model
 
-# %% ../nbs/02a_attention.ipynb #5
+# %% ../nbs/02a_attention.ipynb #823db219
 @dataclass
 class BlockCache:
     "What a `HybridBlock` remembers of the past: its mixers' caches, in the block's order."

@@ -1,11 +1,15 @@
 """Shared helpers of the CPU benchmark scripts: one measurement per fresh process, its peak RSS, a memory guard.
 
+Every script writes its results to `bench/results/<script>.json` on a full run (`result_path`, `write_result`), with
+`run_meta()`: the machine, the load average when the run started, the exact command, the date and the revision.
+
 A measurement runs as `python SCRIPT --child JSON` in a new process, so that its peak resident memory (VmHWM from
 /proc/self/status) is its own. The parent caps the child's address space with RLIMIT_AS (the memory guard): a
 reference run that would need more than the cap fails its allocation instead of taking the machine, and is
 reported as stopped. The child prints one line `RESULT {json}` as its last output.
 """
-import fcntl, json, os, platform, resource, subprocess, sys, time, traceback
+import fcntl, json, os, platform, resource, shlex, subprocess, sys, time, traceback
+from datetime import datetime, timezone
 from pathlib import Path
 
 from agiformer.core import atomic_write
@@ -90,3 +94,46 @@ def merge_record(out, rec: dict, keys: tuple, **meta) -> dict:
         results['runs'] = [r for r in results['runs'] if key(r) != key(rec)] + [rec]
         atomic_write(out, lambda t: Path(t).write_text(json.dumps(results, indent=1)))
     return results
+
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / 'bench' / 'results'
+
+
+def git_rev(root: Path = ROOT) -> str|None:
+    "The commit the working tree is based on, read from .git without running git (None outside a clone)."
+    try:
+        git = root / '.git'
+        if git.is_file(): git = (root / git.read_text().split(':', 1)[1].strip()).resolve()   # a worktree's .git file
+        head = (git / 'HEAD').read_text().strip()
+        if not head.startswith('ref: '): return head
+        ref = head[5:]
+        if (git / ref).exists(): return (git / ref).read_text().strip()
+        common = (git / 'commondir').read_text().strip() if (git / 'commondir').exists() else '.'
+        for line in ((git / common).resolve() / 'packed-refs').read_text().splitlines():
+            if line.endswith(' ' + ref): return line.split()[0]
+    except (OSError, IndexError): pass
+    return None
+
+
+def run_meta(threads: int|None = None) -> dict:
+    "What a results JSON records about its run; call it when the run starts (the load average is the one at that moment)."
+    import torch
+    return {'machine': cpu_model(), 'cores': os.cpu_count(), 'torch': torch.__version__, 'threads': threads,
+            'load_1min': round(os.getloadavg()[0], 2), 'command': shlex.join(['python', *sys.argv]),
+            'date_utc': datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'), 'git_rev': git_rev()}
+
+
+def result_path(script: str, out: str|None, quick: bool) -> Path|None:
+    "Where a run writes its JSON: `out` if given; else bench/results/<script>.json for a full run, nowhere for --quick."
+    if out: return Path(out)
+    return None if quick else RESULTS / f"{Path(script).stem}.json"
+
+
+def write_result(path: Path|None, rec: dict) -> Path|None:
+    "Write `rec` to `path` atomically (the old file survives a crash) and say where; nothing when `path` is None."
+    if path is None:
+        print("results: not written (--quick without --out)"); return None
+    atomic_write(path, lambda t: Path(t).write_text(json.dumps(rec, indent=1) + '\n'))
+    print(f"results: {path}")
+    return path

@@ -36,11 +36,15 @@ The stateful figures are medians over the rounds, the two prompt lengths alterna
 
     python bench/generate_speed.py [--threads 2] [--rounds 5] [--new-bytes 512] [--recompute-bytes 128] [--budget 60]
     python bench/generate_speed.py --quick      # the tiny preset and short prompts: checks the script runs (seconds)
+
+A full run writes its figures to bench/results/generate_speed.json (`--out` elsewhere; `--quick` writes nothing unless
+given `--out`), with the machine, the load average at the start, the command and the date; the last line it prints
+is the same record.
 """
 import argparse, json, os, statistics, sysconfig, time
 from pathlib import Path
 
-from _harness import cpu_model
+from _harness import cpu_model, run_meta, result_path, write_result
 
 
 def read_bandwidth(mib: int = 512, repeats: int = 5) -> float:
@@ -163,7 +167,9 @@ def main():
     ap.add_argument('--budget', type=float, default=60, help='seconds after which a round of a recompute path stops')
     ap.add_argument('--preset', default='small', help='model size (speed does not depend on the weights)')
     ap.add_argument('--quick', action='store_true', help='tiny preset, short prompts, two rounds: a smoke run')
+    ap.add_argument('--out', default=None, help='results JSON (default: bench/results/generate_speed.json; none with --quick)')
     a = ap.parse_args()
+    meta = run_meta(a.threads)
     if a.quick:
         a.preset, a.rounds, a.prompt_bytes, a.long_prompt_bytes, a.huge_prompt_bytes = 'tiny', 2, 256, 1024, 4096
         a.new_bytes, a.recompute_bytes, a.budget = min(a.new_bytes, 32), 16, min(a.budget, 5)
@@ -267,12 +273,17 @@ def main():
                if reset else f"peak RSS of the process so far {peak / 2**20:.2f} GiB")
         print(f"prefill of a {a.huge_prompt_bytes:,}-byte prompt, batch 1, {th} thread(s): {secs:.2f} s, {mem}; "
               f"latent finite: {huge[th]['finite']}")
-    print(json.dumps({'stateful_equals_recompute': same, 'by_threads': rows, 'original_bytes_per_s': orig_rate,
-                      'lean_recompute_bytes_per_s': lean_rate, 'stateful_bytes_per_s': rate,
-                      'ratio_vs_original': rate / orig_rate, 'round_ratios': round_ratios, 'ratio_vs_lean': rate / lean_rate,
-                      'per_byte_ratio_long': per_byte_ratio, 'prefill_huge': huge, 'cpu': cpu_model(),
-                      'cores': os.cpu_count(), 'torch': torch.__version__, 'patch_ms': patch_ms,
-                      'streaming_limit_ms': limit_ms, 'ops_only_patch_ms': ops_ms, 'read_bandwidth_gbs': bw / 1e9, 'positions_speed_ratio': pos_ratio}))
+    rec = {**meta, 'preset': a.preset, 'rounds': a.rounds, 'prompt_bytes': a.prompt_bytes,
+           'long_prompt_bytes': a.long_prompt_bytes, 'huge_prompt_bytes': a.huge_prompt_bytes, 'new_bytes': a.new_bytes,
+           'recompute_bytes': a.recompute_bytes, 'stateful_equals_recompute': same, 'by_threads': rows,
+           'original_bytes_per_s': orig_rate, 'lean_recompute_bytes_per_s': lean_rate, 'stateful_bytes_per_s': rate,
+           'best_threads': th_best, 'ratio_vs_original': rate / orig_rate, 'round_ratios': round_ratios,
+           'ratio_vs_lean': rate / lean_rate, 'per_byte_ratio_long': per_byte_ratio, 'prefill_huge': huge,
+           'patch_ms': patch_ms, 'streaming_limit_ms': limit_ms, 'weight_bytes_per_patch': w_bytes,
+           'cache_bytes_per_patch': c_bytes, 'read_bandwidth_gbs': bw / 1e9, 'ops_only_patch_ms': ops_ms,
+           'positions_speed_ratio': pos_ratio}
+    write_result(result_path(__file__, a.out, a.quick), rec)
+    print(json.dumps(rec))
 
 
 if __name__ == '__main__':

@@ -16,12 +16,15 @@ case that did not run to the end gets that extrapolation printed, labelled EXTRA
     python bench/memory.py --preset seed --sizes 1024,4096,16384
     python bench/memory.py --quick                  # tiny preset, seconds (a smoke test of this script)
 
+A full run writes bench/results/memory.json (`--out` elsewhere; `--quick` writes nothing unless given `--out`): every
+case, the extrapolations (labelled as such), the machine, the load average at the start, the command and the date.
+
 Targets (issue 6, small preset, this CPU): 65,536 bytes train in <= 6 GB; memory per byte grows <= 1.3x from 4K to 64K.
 """
 import argparse, os, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import child_main, run_child, proc_status_gb, table, machine_note
+from _harness import child_main, run_child, proc_status_gb, table, machine_note, run_meta, result_path, write_result
 
 
 def measure(preset: str, impl: str, length: int, threads: int, reps: int = 3) -> dict:
@@ -69,7 +72,9 @@ def main():
     ap.add_argument('--reps', type=int, default=3, help='training steps per process (peak over all of them)')
     ap.add_argument('--cap-gb', type=float, default=10.0, help='memory guard: address-space cap of each process')
     ap.add_argument('--quick', action='store_true', help='tiny preset, 256 and 1024 bytes: checks the script runs')
+    ap.add_argument('--out', default=None, help='results JSON (default: bench/results/memory.json; none with --quick)')
     a = ap.parse_args()
+    meta = run_meta(a.threads)
     for k, full, quick in (('preset', 'small', 'tiny'), ('sizes', '1024,4096,16384,65536', '256,1024')):
         if getattr(a, k) is None: setattr(a, k, quick if a.quick else full)
     sizes = [int(s) for s in a.sizes.split(',')]
@@ -107,11 +112,13 @@ def main():
             lo, hi = min(ok), max(ok)
             print(f"{impl}: memory per byte {lo} -> {hi} bytes grows {ok[hi]['mb_per_kb'] / ok[lo]['mb_per_kb']:.2f}x "
                   f"(peak/bytes: {ok[hi]['peak_gb'] / hi / (ok[lo]['peak_gb'] / lo):.2f}x)")
+    extrapolated = []
     for impl in impls:
         for L in sizes:
             r = res.get((impl, L), {})
             if r.get('status') != 'ok' and (est := extrapolate(res, impl, L)) is not None:
                 pts = sorted(l for (i, l), x in res.items() if i == impl and x.get('status') == 'ok' and l < L)
+                extrapolated.append(dict(impl=impl, bytes=L, peak_gb=est, from_bytes=pts))
                 print(f"{impl} at {L:,} bytes: {r.get('status')}; EXTRAPOLATED peak about {est:.1f} GB (not measured: "
                       f"a quadratic fit of the measured peaks above base at {', '.join(f'{l:,}' for l in pts)} bytes)")
     f64, f4 = res.get(('fast', 65536), {}), res.get(('fast', 4096), {})
@@ -120,6 +127,9 @@ def main():
         if f4.get('status') == 'ok':
             g = f64['mb_per_kb'] / f4['mb_per_kb']
             print(f"target: memory per byte 4K -> 64K grows <= 1.3x: {g:.2f}x -> {'PASS' if g <= 1.3 else 'FAIL'}")
+    write_result(result_path(__file__, a.out, a.quick),
+                 {**meta, 'preset': a.preset, 'batch': 1, 'sizes': sizes, 'impls': impls, 'reps': a.reps, 'cap_gb': a.cap_gb,
+                  'rows': rows, 'extrapolated': extrapolated})
 
 
 if __name__ == '__main__':

@@ -13,10 +13,14 @@ exact GELU of M rows of 1,024 values (an MLP's hidden layer), as PyTorch compute
 against ATen's own kernel (oneDNN switched off), as `agiformer.rows.without_onednn` does up to 16,384 values.
 
     python bench/one_row_products.py [--threads 1]
+    python bench/one_row_products.py --quick      # 2 matrices of each shape, fewer repeats: checks the script runs
+
+A full run writes bench/results/one_row_products.json (`--out` elsewhere; `--quick` writes nothing unless given
+`--out`), with the machine, the load average at the start, the command and the date.
 """
 import argparse, time
 
-from _harness import machine_note
+from _harness import machine_note, run_meta, result_path, write_result
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +43,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--copies', type=int, default=12, help='matrices of each shape')
+    ap.add_argument('--quick', action='store_true', help='2 matrices of each shape, 2 repeats: checks the script runs')
+    ap.add_argument('--out', default=None, help='results JSON (default: bench/results/one_row_products.json; none with --quick)')
     a = ap.parse_args()
+    meta = run_meta(a.threads)
+    repeats = 7
+    if a.quick: a.copies, repeats = 2, 2
+    timed = lambda f, n: per_matrix_us(f, n, repeats=repeats)
     torch.set_num_threads(a.threads); torch.manual_seed(0)
+    rec = {**meta, 'copies': a.copies, 'repeats': repeats, 'shapes': [], 'pairs': [], 'gelu': []}
     print(f"machine: {machine_note(a.threads)}")
     tot = {'stored': 0.0, 'transposed': 0.0, 'rule': 0.0}
     for out, inp in [(768, 256), (256, 256), (1024, 256), (256, 1024)]:
@@ -48,11 +59,12 @@ def main():
         WT = [w.t().contiguous() for w in W]
         x = torch.randn(1, inp)
         with torch.inference_mode():
-            st = per_matrix_us(lambda: [F.linear(x, w, b) for w, b in zip(W, B)], len(W))
-            tr = per_matrix_us(lambda: [torch.addmm(b, x, w) for w, b in zip(WT, B)], len(W))
-            rd = per_matrix_us(lambda: [w.sum() for w in W], len(W))
+            st = timed(lambda: [F.linear(x, w, b) for w, b in zip(W, B)], len(W))
+            tr = timed(lambda: [torch.addmm(b, x, w) for w, b in zip(WT, B)], len(W))
+            rd = timed(lambda: [w.sum() for w in W], len(W))
         rule = 'stored' if inp > out else 'transposed'
         tot['stored'] += st; tot['transposed'] += tr; tot['rule'] += st if rule == 'stored' else tr
+        rec['shapes'].append(dict(out=out, inp=inp, stored_us=st, transposed_us=tr, read_us=rd, rule=rule))
         print(f"{out:5d} x {inp:<5d} ({out * inp * 4 / 2**20:.2f} MiB): stored (out, in) {st:6.1f} us, "
               f"transposed (in, out) {tr:6.1f} us; faster: {'stored' if st < tr else 'transposed'} "
               f"({max(st, tr) / min(st, tr):.2f}x); linear_rows reads: {rule}; a plain read (sum) {rd:6.1f} us, "
@@ -66,20 +78,24 @@ def main():
         sbias = [torch.cat(bs) for bs in bias]
         x = torch.randn(1, 256)
         with torch.inference_mode():
-            apart = per_matrix_us(lambda: [torch.addmm(b, x, w) for ws, bs in zip(parts, bias) for w, b in zip(ws, bs)], a.copies)
-            one = per_matrix_us(lambda: [torch.addmm(b, x, w) for w, b in zip(stacked, sbias)], a.copies)
+            apart = timed(lambda: [torch.addmm(b, x, w) for ws, bs in zip(parts, bias) for w, b in zip(ws, bs)], a.copies)
+            one = timed(lambda: [torch.addmm(b, x, w) for w, b in zip(stacked, sbias)], a.copies)
+        rec['pairs'].append(dict(outs=list(outs), inp=256, apart_us=apart, stacked_us=one))
         print(f"{' + '.join(f'{o}x256' for o in outs)}: apart {apart:6.1f} us, stacked as one {sum(outs)}x256 {one:6.1f} us: "
               f"stacked / apart = {one / apart:.2f}x")
     for M in (1, 4, 16, 64):                    # GELU: oneDNN's kernel (the default) against ATen's
         xs = [torch.randn(M, 1024) for _ in range(a.copies)]
         with torch.inference_mode():
-            onednn = per_matrix_us(lambda: [F.gelu(x) for x in xs], a.copies)
+            onednn = timed(lambda: [F.gelu(x) for x in xs], a.copies)
             torch.backends.mkldnn.enabled = False
-            try: aten = per_matrix_us(lambda: [F.gelu(x) for x in xs], a.copies)
+            try: aten = timed(lambda: [F.gelu(x) for x in xs], a.copies)
             finally: torch.backends.mkldnn.enabled = True
             uses = 'oneDNN' if without_onednn(lambda t: torch.backends.mkldnn.enabled, xs[0]) else 'ATen'   # asked, not copied
         print(f"GELU of {M:2d} x 1024: oneDNN {onednn:6.1f} us, ATen {aten:6.1f} us: ATen / oneDNN = {aten / onednn:.2f}x "
               f"(without_onednn uses: {uses})")
+        rec['gelu'].append(dict(rows=M, width=1024, onednn_us=onednn, aten_us=aten, without_onednn_uses=uses))
+    rec['one_of_each_us'] = tot
+    write_result(result_path(__file__, a.out, a.quick), rec)
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@ Each configuration is trained with this project's trainer (`small` preset unless
 measured and appended to the results JSON (written atomically after every run):
 
 - `val_bpc`: the comparison protocol (the first 64 windows of 1,024 bytes of val) of the final weights;
+- `test_bpc`: the same windows of test (recipes are chosen on val; a verdict is read on test);
 - `full_val_bpc`: every whole 1,024-byte window of the val split;
 - `depth_sweep`: protocol BPC at test-time depths T' = 0 .. max(4T, 4);
 - `halting`: protocol BPC and mean steps per patch at several halting thresholds (depth up to 4T), T > 0 only;
@@ -18,7 +19,7 @@ measured and appended to the results JSON (written atomically after every run):
 
 A (configuration, seed) whose record is already in the JSON is skipped, so the grid can be run a piece at a time
 across sessions (`--only NAME`, `--seeds 0,1`), and by several processes at once (records are merged into the JSON
-under a file lock). `--quick` runs a tiny version of the same grid (tiny preset, a few steps, one seed) into a temporary directory, never over the committed results.
+under a file lock). Records made before `test_bpc` was measured have none. `--quick` runs a tiny version of the same grid (tiny preset, a few steps, one seed) into a temporary directory, never over the committed results.
 
     python bench/system2_study.py [--steps 600] [--seeds 0,1,2] [--only T3-fixed,T0] [--out bench/results/system2_study.json]
     python bench/system2_study.py --quick
@@ -97,6 +98,7 @@ def measure(run: Path, name: str, seed: int, mc: AGIConfig, tc: TrainConfig, cor
     nw = 4 if quick else None
     val = (evaluate_bpc(model, corpus.val, window=1024 if not quick else 64, n_windows=4) if quick
            else protocol_bpc(model, corpus.val))
+    test = (evaluate_bpc(model, corpus.test, window=64, n_windows=4) if quick else protocol_bpc(model, corpus.test))
     full = evaluate_bpc(model, corpus.val, window=1024 if not quick else 64, n_windows=nw, batch_size=8)
     ev = lambda **kw: (evaluate_bpc(model, corpus.val, window=64, n_windows=4, **kw) if quick
                        else protocol_bpc(model, corpus.val, **kw))
@@ -106,7 +108,7 @@ def measure(run: Path, name: str, seed: int, mc: AGIConfig, tc: TrainConfig, cor
     tr = [r for r in read_metrics(run) if r['kind'] == 'train']
     return dict(context=context_bpc(model, corpus, quick), name=name, seed=seed, what=GRID[name][2], config=mc.to_dict(), train=tc.to_dict(), steps=tr[-1]['step'],
                 train_bytes=tr[-1]['bytes'], train_flops=train_flops(mc, tc), seconds=tr[-1]['time'],
-                params=model.num_params(), val_bpc=val.bpc, full_val_bpc=full.bpc, full_val_windows=full.n_windows,
+                params=model.num_params(), val_bpc=val.bpc, test_bpc=test.bpc, full_val_bpc=full.bpc, full_val_windows=full.n_windows,
                 depth_sweep={str(k): v for k, v in sweep.items()}, halting=halting)
 
 
@@ -154,7 +156,7 @@ def main():
             rec = measure(run, name, seed, mc, tc, corpus, a.quick)
             rec['threads'] = torch.get_num_threads()
             merge_record(out, rec, ('name', 'seed'), **meta)
-            print(f"[{name} seed {seed}] val {rec['val_bpc']:.4f}, full val {rec['full_val_bpc']:.4f}, "
+            print(f"[{name} seed {seed}] val {rec['val_bpc']:.4f}, test {rec['test_bpc']:.4f}, full val {rec['full_val_bpc']:.4f}, "
                   f"{rec['train_flops']:.3g} FLOPs, {time.perf_counter() - t0:.0f} s", flush=True)
     print(f"results: {out}")
 

@@ -13,12 +13,15 @@ would need more.
     python bench/throughput.py --presets small --seqs 1024,8192 --steps 5
     python bench/throughput.py --quick              # tiny preset, seconds (a smoke test of this script)
 
+A full run writes bench/results/throughput.json (`--out` elsewhere; `--quick` writes nothing unless given `--out`):
+every case's figures, with the machine, the load average at the start, the command and the date.
+
 Targets (issue 6, this CPU): small at 1,024 >= 1.5x the reference's bytes/s; small at 8,192 >= 4x.
 """
 import argparse, os, statistics, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import child_main, run_child, proc_status_gb, table, machine_note
+from _harness import child_main, run_child, proc_status_gb, table, machine_note, run_meta, result_path, write_result
 
 
 def measure(preset: str, impl: str, seq_len: int, batch: int, steps: int, threads: int) -> dict:
@@ -54,7 +57,9 @@ def main():
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--cap-gb', type=float, default=10.0, help='memory guard: address-space cap of each process')
     ap.add_argument('--quick', action='store_true', help='tiny preset, 256 and 1024 bytes, 1 step: checks the script runs')
+    ap.add_argument('--out', default=None, help='results JSON (default: bench/results/throughput.json; none with --quick)')
     a = ap.parse_args()
+    meta = run_meta(a.threads)
     for k, full, quick in (('presets', 'small,seed', 'tiny'), ('seqs', '1024,4096,8192,16384', '256,1024'), ('steps', 3, 1)):
         if getattr(a, k) is None: setattr(a, k, quick if a.quick else full)
     seqs = [int(s) for s in a.seqs.split(',')]
@@ -81,11 +86,15 @@ def main():
                        ('reference', 'reference bytes/s', '{:,.0f}'), ('fast', 'fast bytes/s', '{:,.0f}'),
                        ('ratio', 'fast/ref', '{:.2f}x'), ('ratio_med', '(median steps)', '{:.2f}x'), ('reference_gb', 'ref peak GB', '{:.2f}'),
                        ('fast_gb', 'fast peak GB', '{:.2f}')]))
-    print(f"\nwall time {time.perf_counter() - t0:.0f} s")
+    wall = time.perf_counter() - t0
+    print(f"\nwall time {wall:.0f} s")
     for L, need in ((1024, 1.5), (8192, 4.0)):
         row = next((r for r in rows if r['preset'] == 'small' and r['shape'].endswith(f"x{L}")), None)
         if row and 'ratio' in row:
             print(f"target: small at {L} bytes >= {need}x the reference: {row['ratio']:.2f}x -> {'PASS' if row['ratio'] >= need else 'FAIL'}")
+    write_result(result_path(__file__, a.out, a.quick),
+                 {**meta, 'presets': a.presets.split(','), 'seqs': seqs, 'batch_bytes': a.batch_bytes, 'steps': a.steps,
+                  'cap_gb': a.cap_gb, 'rows': rows, 'wall_s': wall})
 
 
 if __name__ == '__main__':

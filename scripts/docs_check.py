@@ -15,7 +15,17 @@
    show_doc, a module no notebook exports, nbs/nbdev.yml differing from what nbdev_docs writes (it regenerates it;
    nbs/_quarto.yml is ours), and a chapter that nbs/sidebar.yml (ours: `custom_sidebar = True`, grouped in sections)
    does not list exactly once.
-4. If chromium and chromedriver are installed, opens one rendered page in headless Chromium (Selenium, as
+4. Fails when a figure of a benchmark has no JSON source:
+   a. README.md's Measurements table differs from what `bench/measurements.py` makes of the committed
+      bench/results/*.json (after a new measurement: re-execute nbs/index.ipynb, then `python scripts/make_readme.py`);
+   b. a markdown cell of a chapter (or of the index) types a benchmark's figure by hand (`hand_typed_figures`): a
+      number with a unit of speed (B/s, bytes/s, s/step, ms per patch, "x faster") anywhere, or with a unit of time,
+      memory or a ratio (ms, us, s, min, GB, GiB, MiB, MB, "2.3x") in a paragraph that names a `bench/` script or in a
+      sentence that says "measured", "bench" or "quoted"; in a Markdown table, a row whose cells hold numbers under a
+      unit in the row or its header, when the row, the header or the paragraph above names a script or says so. Such
+      figures belong in a code cell that reads the JSON the script wrote (or the performance appendix does it, and the
+      prose points there). A chapter's own printed outputs are not markdown, and are not checked.
+5. If chromium and chromedriver are installed, opens one rendered page in headless Chromium (Selenium, as
    tests/test_browser.py drives it) and checks that it shows its title and at least one figure. Without them it
    says so and skips that part.
 
@@ -250,7 +260,100 @@ def config_problems(nbs: list) -> list:
     return fails
 
 
-# ---- 4. one page in headless Chromium ----
+# ---- 4. figures with a JSON source ----
+
+def _bench_module():
+    "bench/measurements.py, which makes the README's Measurements table from bench/results/*.json."
+    return _load(ROOT / 'bench' / 'measurements.py', 'agiformer_bench_measurements')
+
+
+def readme_table(text: str) -> str:
+    "The Markdown table under README's '## Measurements' heading ('' without one)."
+    sec = re.split(r'^## Measurements\s*$', text, maxsplit=1, flags=re.M)
+    if len(sec) < 2: return ''
+    out = []
+    for line in sec[1].split('\n## ')[0].splitlines():
+        if line.startswith('|'): out.append(line.rstrip())
+        elif out: break
+    return '\n'.join(out)
+
+
+def measurement_problems(readme: Path = ROOT / 'README.md') -> list:
+    "README.md's Measurements table against what bench/measurements.py makes of the committed results."
+    want, have = _bench_module().table(), readme_table(readme.read_text(encoding='utf-8'))
+    if have == want: return []
+    old, new = set(have.splitlines()), set(want.splitlines())
+    diff = [f"  README only: {l[:160]}" for l in have.splitlines() if l not in new]
+    diff += [f"  results only: {l[:160]}" for l in want.splitlines() if l not in old]
+    return ["README.md's Measurements table differs from bench/results/*.json (bench/measurements.py): re-execute the "
+            "index (python scripts/execute_nbs.py nbs/index.ipynb), then python scripts/make_readme.py\n" + '\n'.join(diff[:12])]
+
+
+_NUM = r'(?<![\w.])\d[\d,]*(?:\.\d+)?'
+_RANGE = _NUM + r'(?:\s*(?:-|to|/)\s*' + _NUM + r')*'
+SPEED = re.compile(_RANGE + r'\s*(?:[KMG]?B/s|bytes/s|bytes per second|s/step|seconds? per step|ms per (?:patch|step|byte)|'
+                   r'ms/(?:patch|step|byte)|x (?:faster|slower)|times (?:faster|slower))', re.I)
+AMOUNT = re.compile(_RANGE + r'(?:\s*(?:ms|us|µs|μs|s|min|minutes?|seconds?|hours?|GB|GiB|MiB|MB|KiB)\b|x\b)')
+UNIT_WORD = re.compile(r'B/s|bytes/s|bytes per second|s/step|seconds|per step|\bms\b|\bus\b|\bGB\b|GiB|MiB|\bMB\b|'
+                       r'faster|slower', re.I)
+NAMES_SCRIPT = re.compile(r'\bbench/\w+\.py|scripts/quickstart')
+SAYS_MEASURED = re.compile(r'\bmeasur(?:ed|es|ing)\b|\bbench\b|\bquoted\b', re.I)
+# Cells that type bench figures by hand in chapters being rewritten elsewhere: (notebook, cell id) -> why it is allowed
+# for now. Each entry must still match a cell that the rule fires on (a stale entry fails the check): remove it when
+# its cell is fixed.
+PENDING = {
+}
+
+
+def _sentences(text: str) -> list: return re.split(r'(?<=[.!?])\s+(?=[A-Z`(*\[])', text)
+
+
+def _figures(text: str, named: bool) -> list:
+    "Benchmark figures in `text`: speeds always, times, sizes and ratios where a script is named or a sentence says measured."
+    out = []
+    for s in _sentences(text):
+        out += [m.group(0) for m in SPEED.finditer(s)]
+        if named or SAYS_MEASURED.search(s): out += [m.group(0) for m in AMOUNT.finditer(s)]
+    return list(dict.fromkeys(' '.join(f.split()) for f in out))
+
+
+def hand_typed_figures(source: str) -> list:
+    "The benchmark figures typed by hand in one markdown cell's source (see the module docstring, 4b)."
+    found, above = [], ''
+    for para in re.split(r'\n\s*\n', re.sub(r'```.*?```', '', source, flags=re.S)):
+        rows = para.strip().splitlines()
+        if rows and all(r.lstrip().startswith('|') for r in rows):                  # a table: row by row
+            head = rows[0]
+            for r in rows[2:]:
+                context = r + head + above
+                named = bool(NAMES_SCRIPT.search(context) or SAYS_MEASURED.search(context))
+                figs = _figures(r, named)
+                if not figs and named and UNIT_WORD.search(r + head):        # bare numbers under a unit
+                    figs = [c.strip() for c in r.split('|')[2:] if re.match(r'\s*' + _NUM, c)][:1]
+                found += figs
+        else:
+            found += _figures(para, bool(NAMES_SCRIPT.search(para)))
+            above = para
+    return found
+
+
+def figure_problems(nbs: list) -> list:
+    "Markdown cells of `nbs` that type benchmark figures by hand, and stale PENDING entries."
+    fails, fired = [], set()
+    for p in nbs:
+        for c in json.loads(p.read_text(encoding='utf-8'))['cells']:                # raw: cell ids as committed
+            if c['cell_type'] != 'markdown' or not (figs := hand_typed_figures(''.join(c['source']))): continue
+            if (p.name, c.get('id')) in PENDING: fired.add((p.name, c.get('id'))); continue
+            fails.append(f"{p.name}, markdown cell {c.get('id')}: benchmark figures typed by hand ({', '.join(figs[:6])}"
+                         f"{', ...' if len(figs) > 6 else ''}): read them from bench/results/<script>.json in a code cell, "
+                         f"or point at the performance appendix (nbs/16a_performance.ipynb) without the number")
+    names = {p.name for p in nbs}
+    fails += [f"scripts/docs_check.py PENDING lists {nb} cell {cid}, which no longer types figures by hand: remove the entry"
+              for nb, cid in PENDING if nb in names and (nb, cid) not in fired]
+    return fails
+
+
+# ---- 5. one page in headless Chromium ----
 
 def _load(path: Path, name: str):
     spec = importlib.util.spec_from_file_location(name, path)
@@ -306,6 +409,8 @@ def check(out: Path, browser: str='auto', page: str='13_tutorial') -> dict:
     failures, notes = [], []
     def fail(kind, msg): failures.append([kind, msg])
     for m in config_problems(nbs): fail('config', m)
+    for m in measurement_problems(): fail('measurements', m)
+    for m in figure_problems(nbs): fail('figures', m)
     work = Path(tempfile.mkdtemp(prefix='agiformer-docs-'))
     try:
         shutil.copy(ROOT / 'settings.ini', work)

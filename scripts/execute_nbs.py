@@ -4,7 +4,7 @@
 nbdev renders the outputs stored in a notebook; it does not run cells. This runs each notebook top to bottom in a
 fresh IPython shell (execnb's `CaptureShell`, the one `nbdev_test` uses), in the notebook's folder, skipping exactly
 the cells `nbdev_test` skips (`#| eval: false`, the export call, and cells marked with a test flag from settings.ini
-that is not asked for with `--flags`), and writes the outputs back. A skipped cell keeps no output. Then it removes
+that is not asked for with `--flags`), and writes the outputs back. A skipped cell, or one that prints nothing, keeps no output. Then it removes
 widget state (`scripts/clear_widget_state.py`: a live widget cannot be stored, its static PNG twin stays) and runs
 `nbdev_clean`. Figures are stored as PNG at 72 dpi (not retina) to keep the notebooks small.
 
@@ -36,11 +36,10 @@ def runs(cell, flags: set) -> bool:
 
 
 def skipper(flags: set):
-    "A preproc for `CaptureShell.run_all`: True for the cells `nbdev_test` would not run (their outputs are cleared)."
+    "A preproc for `CaptureShell.run_all`: clears every code cell's old outputs; True for the cells `nbdev_test` would not run."
     def skip(cell) -> bool:
-        if runs(cell, flags): return False
-        if cell.cell_type == 'code': cell.outputs = []
-        return True
+        if cell.cell_type == 'code': cell.outputs = []     # a cell that now prints nothing keeps no stale output
+        return not runs(cell, flags)
     return skip
 
 

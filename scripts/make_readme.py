@@ -2,7 +2,9 @@
 
 Markdown cells are copied, with links to chapters (`[x](09_recipe.ipynb)`, relative to nbs/ on the docs site) made
 relative to the repository root (`[x](nbs/09_recipe.ipynb)`); code cells become ```python blocks; `#| hide` cells are
-dropped.
+dropped; a `#| echo: false` cell (the docs site shows only its output) becomes its Markdown output (`text/markdown`,
+e.g. the Measurements table, made from bench/results/ by bench/measurements.py), as committed: re-execute the index
+(`python scripts/execute_nbs.py nbs/index.ipynb`) after a new measurement.
 `python scripts/make_readme.py --check` exits 1 if README.md is out of date."""
 import re, sys
 from pathlib import Path
@@ -19,6 +21,8 @@ def render() -> str:
         if c.cell_type == 'markdown':
             # nbdev's title/summary convention: "> summary" under the title
             parts.append(re.sub(r'\]\((?![a-z]+:|/|#)([^)\s]+\.ipynb(?:#[^)]*)?)\)', r'](nbs/\1)', src))
+        elif c.cell_type == 'code' and re.search(r'^#\|\s*echo:\s*false\s*$', src, flags=re.M):
+            parts += [o['data']['text/markdown'].strip() for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]
         elif c.cell_type == 'code':
             lines = [l for l in src.splitlines() if not l.startswith('#|')]
             parts.append('```python\n' + '\n'.join(lines) + '\n```')

@@ -1,11 +1,17 @@
-"""The benchmark scripts of bench/ run end to end (tiny sizes, real subprocesses); figures are not asserted."""
-import json, os, re, subprocess, sys
+"""The benchmark scripts of bench/ run end to end (tiny sizes, real subprocesses); figures are not asserted.
+
+Every script writes its results JSON where `--out` says; a `--quick` run without `--out` writes nothing, and no test
+here ever touches the committed bench/results/*.json (checked around every test).
+"""
+import hashlib, json, os, re, subprocess, sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW = 'slow' in os.environ.get('AGIFORMER_TEST_FLAGS', '').split()
+# the scripts whose results JSON holds one run (the studies merge records into theirs: quick_records below)
+ONE_RUN = ('throughput', 'generate_speed', 'memory', 'train_small_600', 'one_row_products', 'quickstart')
 
 
 def run(*args, timeout=300):
@@ -14,26 +20,90 @@ def run(*args, timeout=300):
     return p.stdout
 
 
-def test_memory_quick():
-    out = run('bench/memory.py', '--quick', '--sizes', '256,512')
+@pytest.fixture(autouse=True)
+def committed_results_untouched():
+    "No test writes the committed results of the one-run scripts."
+    def digest(): return {n: hashlib.sha256(f.read_bytes()).hexdigest() if (f := ROOT / 'bench' / 'results' / f'{n}.json').exists()
+                          else None for n in ONE_RUN}
+    before = digest()
+    yield
+    assert digest() == before, 'a test wrote a committed bench/results JSON: give the script --out in a temporary folder'
+
+
+def results(path: Path, script: str) -> dict:
+    "The JSON a run wrote to `path`, checked for the record every results file carries."
+    rec = json.loads(path.read_text())
+    for k in ('machine', 'cores', 'torch', 'threads', 'load_1min', 'command', 'date_utc', 'git_rev'): assert k in rec, k
+    assert isinstance(rec['load_1min'], float) and rec['machine'] and rec['cores'] >= 1, rec
+    assert rec['command'].startswith(f'python bench/{script}.py ') and '--out' in rec['command'], rec['command']
+    assert re.fullmatch(r'\d{4}-\d\d-\d\d \d\d:\d\d UTC', rec['date_utc']), rec['date_utc']
+    return rec
+
+
+def test_quick_writes_no_results(tmp_path):
+    "--quick without --out writes nothing and says so; the default for a full run is the committed file."
+    out = run('bench/one_row_products.py', '--quick')
+    assert 'results: not written (--quick without --out)' in out, out
+    sys.path.insert(0, str(ROOT / 'bench'))
+    try: from _harness import result_path, RESULTS
+    finally: sys.path.pop(0)
+    assert result_path('bench/memory.py', None, quick=False) == RESULTS / 'memory.json'
+    assert result_path('bench/memory.py', None, quick=True) is None
+    assert result_path('bench/memory.py', str(tmp_path / 'm.json'), quick=False) == tmp_path / 'm.json'
+
+
+def test_memory_quick(tmp_path):
+    out = run('bench/memory.py', '--quick', '--sizes', '256,512', '--out', str(tmp_path / 'memory.json'))
     rows = [l for l in out.splitlines() if re.match(r'\s*(256|512)\s+(reference|fast)\s', l)]
     assert len(rows) == 4 and all(l.rstrip().endswith('ok') for l in rows), out
     assert 'memory per byte 256 -> 512' in out
+    rec = results(tmp_path / 'memory.json', 'memory')
+    assert [(r['bytes'], r['impl'], r['status']) for r in rec['rows']] == [
+        (L, i, 'ok') for L in (256, 512) for i in ('reference', 'fast')]
+    assert rec['preset'] == 'tiny' and all(r['peak_gb'] > 0 for r in rec['rows'])
 
 
-def test_memory_guard_stops_the_reference():
+def test_memory_guard_stops_the_reference(tmp_path):
     "A cap too small for the run: the child's allocation fails and is reported, the script still finishes."
-    out = run('bench/memory.py', '--preset', 'small', '--sizes', '16384', '--impls', 'reference', '--cap-gb', '2')
+    out = run('bench/memory.py', '--preset', 'small', '--sizes', '16384', '--impls', 'reference', '--cap-gb', '2',
+              '--out', str(tmp_path / 'memory.json'))
     assert 'stopped by the memory guard (2 GB)' in out, out
+    assert results(tmp_path / 'memory.json', 'memory')['rows'][0]['status'] == 'stopped by the memory guard (2 GB)'
 
 
-def test_throughput_quick():
-    out = run('bench/throughput.py', '--quick', '--seqs', '256')
+def test_throughput_quick(tmp_path):
+    out = run('bench/throughput.py', '--quick', '--seqs', '256', '--out', str(tmp_path / 'tp.json'))
     assert re.search(r'tiny\s+16x256\s+[\d,]+\s+[\d,]+\s+[\d.]+x', out), out
+    rec = results(tmp_path / 'tp.json', 'throughput')
+    (row,) = rec['rows']
+    assert (row['preset'], row['shape']) == ('tiny', '16x256') and row['reference'] > 0 and row['fast'] > 0, row
+    assert abs(row['ratio'] - row['fast'] / row['reference']) < 1e-9 and rec['steps'] == 1
 
 
-def test_generate_speed_quick():
-    out = run('bench/generate_speed.py', '--quick', '--threads', '1')
+def test_train_small_600_quick(tmp_path):
+    "The 600-step run's script, tiny and 6 steps: its record holds every figure it prints."
+    out = run('bench/train_small_600.py', '--quick', '--out', str(tmp_path / 't.json'))
+    rec = results(tmp_path / 't.json', 'train_small_600')
+    assert (rec['preset'], rec['steps'], sorted(rec['val'])) == ('tiny', 6, ['3', '6']), rec
+    assert 0 < rec['test_bpc'] < 9 and rec['s_per_step'] > 0 and sorted(rec['same_run_s_per_step']) == ['fast', 'reference']
+    assert 'quoted' not in out and f"test BPC (last)" in out
+
+
+def test_quickstart_quick(tmp_path):
+    "scripts/quickstart, 12 steps, in a temporary copy: the checkout's runs/ is not written."
+    if not (Path(sys.prefix) / '.agiformer-installed').exists():
+        pytest.skip(f"needs the environment scripts/env.sh sets up (bash scripts/test runs in it), not {sys.prefix}")
+    qs = ROOT / 'runs' / 'quickstart' / 'metrics.jsonl'
+    before = qs.stat().st_mtime_ns if qs.exists() else None
+    run('bench/quickstart.py', '--quick', '--out', str(tmp_path / 'q.json'), timeout=900)
+    rec = results(tmp_path / 'q.json', 'quickstart')
+    assert rec['steps'] == 12 and [s for s, _ in rec['val_curve']] == [6, 12] and rec['wall_s'] > 0, rec
+    assert rec['val_bpc'] == rec['val_curve'][-1][1] and rec['best_val_bpc'] <= rec['val_bpc']
+    assert (qs.stat().st_mtime_ns if qs.exists() else None) == before
+
+
+def test_generate_speed_quick(tmp_path):
+    out = run('bench/generate_speed.py', '--quick', '--threads', '1', '--out', str(tmp_path / 'g.json'))
     assert 'stateful == full-history recompute on 64 greedy bytes: True' in out, out
     assert re.search(r'machine: .+, \d+ logical cores, torch ', out), out
     assert re.search(r'decode time per patch [\d.]+ ms vs the weight-streaming limit [\d.]+ ms', out), out
@@ -41,6 +111,7 @@ def test_generate_speed_quick():
     assert re.search(r'the same structure with d_model 32 .+: [\d.]+ ms per patch, \d+% of the tiny model', out), out
     res = json.loads(out.strip().splitlines()[-1])
     assert all(r['recompute_paths_agree'] for r in res['by_threads'].values()), res   # the original's decode = the head's
+    assert results(tmp_path / 'g.json', 'generate_speed') == res                       # the file holds what it printed
 
 
 def quick_records(script: str) -> list:
@@ -56,7 +127,7 @@ def test_system2_study_quick():
     recs = quick_records('bench/system2_study.py')
     assert sorted(r['name'] for r in recs) == sorted(['T3-fixed', 'T0', 'T0-deeper', 'T3-random', 'T3-random-inject', 'recommended'])
     for r in recs:
-        for k in ('seed', 'config', 'steps', 'train_bytes', 'train_flops', 'val_bpc', 'full_val_bpc', 'depth_sweep', 'context'):
+        for k in ('seed', 'config', 'steps', 'train_bytes', 'train_flops', 'val_bpc', 'test_bpc', 'full_val_bpc', 'depth_sweep', 'context'):
             assert r.get(k) is not None, (r['name'], k)
         assert sorted(r['context']) == ['256', '64'] and all(0 < v < 9 for v in r['context'].values())
         assert len(r['depth_sweep']) == max(4 * r['config']['thinking_steps'], 4) + 1
@@ -117,9 +188,9 @@ def test_gpu_script_needs_cuda():
     assert p.returncode != 0 and 'CUDA is not available' in p.stderr
 
 
-def test_one_row_products():
+def test_one_row_products(tmp_path):
     "Both layouts of the one-row product are timed per shape in one run, compared, and the rule's choice named."
-    out = run('bench/one_row_products.py', '--copies', '2')
+    out = run('bench/one_row_products.py', '--quick', '--out', str(tmp_path / 'rows.json'))
     rows = re.findall(r'stored \(out, in\) +[\d.]+ us, transposed \(in, out\) +[\d.]+ us; faster: (stored|transposed) '
                       r'\([\d.]+x\); linear_rows reads: (stored|transposed); a plain read \(sum\) +[\d.]+ us', out)
     assert len(rows) == 4 and [r[1] for r in rows] == ['transposed'] * 3 + ['stored'], out
@@ -128,6 +199,10 @@ def test_one_row_products():
     assert pairs == [('768x256 + 768x256', '1536'), ('1024x256 + 256x256', '1280')], out
     gelu = re.findall(r'GELU of +(\d+) x 1024: oneDNN +[\d.]+ us, ATen +[\d.]+ us: ATen / oneDNN = [\d.]+x \(without_onednn uses: (\w+)\)', out)
     assert gelu == [('1', 'ATen'), ('4', 'ATen'), ('16', 'ATen'), ('64', 'oneDNN')], out
+    rec = results(tmp_path / 'rows.json', 'one_row_products')
+    assert [(r['out'], r['inp'], r['rule']) for r in rec['shapes']] == [
+        (768, 256, 'transposed'), (256, 256, 'transposed'), (1024, 256, 'transposed'), (256, 1024, 'stored')]
+    assert [r['outs'] for r in rec['pairs']] == [[768, 768], [1024, 256]] and [g['rows'] for g in rec['gelu']] == [1, 4, 16, 64]
 
 
 def test_step_speed_ab():

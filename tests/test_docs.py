@@ -116,3 +116,45 @@ def test_outputs_check_can_fail(tmp_path):
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('#| export\nclass AView(View): pass'),
                                                    nbformat.v4.new_code_cell('ax.plot([1, 2])')]), src)
     assert dc.drawing_cells(src) == [1]                     # exported code draws nothing when the page is built
+
+
+def test_figures_have_a_json_source(report):
+    "README's Measurements table is what bench/measurements.py makes of bench/results/, and no chapter types a bench figure."
+    assert not _fails(report, 'measurements', 'figures'), _fails(report, 'measurements', 'figures')
+
+
+def test_hand_typed_figures_rule(tmp_path):
+    "The rule fires on benchmark figures typed into prose or tables, and not on sizes, counts or a chapter's own words."
+    dc = _load_check()
+    fires = {
+        "`bench/memory.py` measured 0.57 / 1.13 / 5.17 GB at 1 / 4 / 16 KB.": '0.57 / 1.13 / 5.17 GB',
+        "The stateful loop decodes 846 B/s on this machine.": '846 B/s',                   # a speed: always
+        "In one run of the same bench, the GELU of one row took 7.5 us.": '7.5 us',
+        "Training is 2.3x faster with the kernels.": '2.3x faster',
+        "A paragraph naming `bench/generate_speed.py`.\n\n| path | bytes/s |\n| --- | --- |\n| original loop | 41.3 |": '41.3',
+        "`python bench/generate_speed.py` prints it. In run A a patch took 4.5 ms, 4.8x the limit.": '4.5 ms',
+    }
+    for text, fig in fires.items(): assert fig in dc.hand_typed_figures(text), (text, dc.hand_typed_figures(text))
+    quiet = ["enwik8 is distributed as a 36 MB zip; the standard benchmark for byte-level models.",
+             "At 65,536 bytes the scores take 1 GiB per head and layer.",                    # arithmetic, no measurement
+             "`bench/memory.py` measures what a training step costs; the performance appendix has its figures.",
+             "The command below measures it:\n\n```sh\npython bench/throughput.py  # about 10 min, 2.6x\n```",
+             "| what | size |\n| --- | --- |\n| data in memory | 720 MB |"]
+    for text in quiet: assert dc.hand_typed_figures(text) == [], (text, dc.hand_typed_figures(text))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("Decoding: 846 B/s (`bench/generate_speed.py`).")])
+    nb.cells[0].id = 'speed'
+    nbformat.write(nb, tmp_path / 'x.ipynb')
+    (fail,) = dc.figure_problems([tmp_path / 'x.ipynb'])
+    assert fail.startswith('x.ipynb, markdown cell speed: benchmark figures typed by hand (846 B/s)'), fail
+
+
+def test_measurements_table_check(tmp_path):
+    "README's table against bench/measurements.py: equal passes, a hand-edited figure fails with what to run."
+    dc = _load_check()
+    table = dc._bench_module().table()
+    readme = tmp_path / 'README.md'
+    readme.write_text(f"# x\n\n## Measurements\n\nSome words.\n\n{table}\n\nMore words.\n\n## Next\n")
+    assert dc.readme_table(readme.read_text()) == table and dc.measurement_problems(readme) == []
+    readme.write_text(readme.read_text().replace(table.splitlines()[-1], table.splitlines()[-1].replace('|', '| 9.99', 2)))
+    (fail,) = dc.measurement_problems(readme)
+    assert 're-execute the index' in fail and 'README only: ' in fail and 'results only: ' in fail, fail
