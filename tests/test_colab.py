@@ -3,7 +3,7 @@
 The simulation: a fresh empty directory stands for Colab's /content, a module named `google.colab` is present (as
 in Colab's kernel), and the book's remote is a local git repository holding this working tree on its `main` branch
 (no network: `AGIFORMER_REPO` points the install cell at it). A virtual environment that sees this machine's
-packages after its own (torch, nbdev, ...: Colab has its own) stands for the Colab runtime: the install cell installs the
+packages after its own (torch, nbdev, ...: Colab has its own) stands for the Colab runtime, a fresh one per chapter: the install cell installs the
 package into it from the clone. The chapter then runs under nbdev's test runner, from the fresh directory, exactly
 as `nbdev_test` runs it (IN_TEST set, slow, gpu and download cells skipped), and must import `agiformer` from what
 its install cell installed, not from this checkout.
@@ -38,16 +38,8 @@ def test_every_badge_opens_its_own_chapter():
         "every chapter has the same install cell: copy 00_core's"
 
 
-@pytest.fixture(scope='module')
-def colab(tmp_path_factory):
-    "(remote, python): a git remote holding this working tree on `main`, and the stand-in Colab runtime's python."
-    base = tmp_path_factory.mktemp('colab')
-    remote = base / 'remote'
-    copy_worktree(remote)
-    git = lambda *a: subprocess.run(['git', '-C', str(remote), *a], check=True, capture_output=True)
-    git('init', '-q', '-b', 'main'); git('add', '-A')
-    git('-c', 'user.name=test', '-c', 'user.email=test@localhost', 'commit', '-q', '-m', 'the working tree')
-    venv = base / 'venv'
+def new_runtime(venv: Path) -> Path:
+    "A stand-in Colab runtime at `venv`: its python, which sees this machine's packages after its own."
     # Without its own pip and setuptools: pip comes from the machine's packages. A venv's bundled setuptools (65 on
     # Python 3.11) would shadow the machine's and fail torch's setuptools>=77, and pip would then try to replace it.
     subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(venv)], check=True)
@@ -56,7 +48,18 @@ def colab(tmp_path_factory):
                           capture_output=True, text=True, check=True).stdout.strip()
     # this environment's packages, after the runtime's own (a plain path: its editable agiformer stays out of sight)
     Path(site, 'machine-packages.pth').write_text(sysconfig.get_paths()['purelib'] + '\n')
-    return remote, python
+    return python
+
+
+@pytest.fixture(scope='module')
+def colab(tmp_path_factory):
+    "A git remote holding this working tree on `main`."
+    remote = tmp_path_factory.mktemp('colab') / 'remote'
+    copy_worktree(remote)
+    git = lambda *a: subprocess.run(['git', '-C', str(remote), *a], check=True, capture_output=True)
+    git('init', '-q', '-b', 'main'); git('add', '-A')
+    git('-c', 'user.name=test', '-c', 'user.email=test@localhost', 'commit', '-q', '-m', 'the working tree')
+    return remote
 
 
 RUNNER = """
@@ -74,9 +77,10 @@ sys.exit(0 if ok else 1)
 
 def run_on_colab(colab, name: str, tmp: Path) -> str|None:
     "Run chapter `name` as Colab would; None if it passed, else what went wrong."
-    remote, python = colab
+    remote = colab
     content = tmp / name.removesuffix('.ipynb')
     content.mkdir()
+    python = new_runtime(tmp / f"{name.removesuffix('.ipynb')}-runtime")   # every chapter its own runtime, as on Colab
     shutil.copy(ROOT / 'nbs' / name, content / name)              # the notebook Colab opens from the badge
     env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST', 'VIRTUAL_ENV', 'PYTHONPATH')}
     env.update(AGIFORMER_REPO=f'file://{remote}', AGIFORMER_DATA=str(ROOT / 'data'), PIP_DISABLE_PIP_VERSION_CHECK='1')
