@@ -101,19 +101,10 @@ RESULTS = ROOT / 'bench' / 'results'
 
 
 def git_rev(root: Path = ROOT) -> str|None:
-    "The commit the working tree is based on, read from .git without running git (None outside a clone)."
-    try:
-        git = root / '.git'
-        if git.is_file(): git = (root / git.read_text().split(':', 1)[1].strip()).resolve()   # a worktree's .git file
-        head = (git / 'HEAD').read_text().strip()
-        if not head.startswith('ref: '): return head
-        ref = head[5:]
-        if (git / ref).exists(): return (git / ref).read_text().strip()
-        common = (git / 'commondir').read_text().strip() if (git / 'commondir').exists() else '.'
-        for line in ((git / common).resolve() / 'packed-refs').read_text().splitlines():
-            if line.endswith(' ' + ref): return line.split()[0]
-    except (OSError, IndexError): pass
-    return None
+    "The commit the working tree is based on (None outside a clone or without git)."
+    try: p = subprocess.run(['git', '-C', str(root), 'rev-parse', 'HEAD'], capture_output=True, text=True)
+    except OSError: return None
+    return p.stdout.strip() if p.returncode == 0 else None
 
 
 def run_meta(threads: int|None = None) -> dict:

@@ -172,14 +172,19 @@ def stalled(run: dict, step: int = 200, margin: float = 0.25) -> bool:
     return run['unigram_bpc'] - next(x['bpc'] for x in run['signals'] if x['step'] == step) <= margin
 
 
-def _stability(r: dict) -> list:
+def stability_pairs(r: dict, corpus: str) -> tuple:
+    "(seeds, T3 - T0, T3 - T3-original): the stability study's test BPC differences on `corpus`, paired by seed."
     srun = {(x['corpus'], x['name'], x['seed']): x for x in r['runs']}
+    seeds = sorted(s for c, n, s in srun if (c, n) == (corpus, 'T3') and (c, 'T0', s) in srun and (c, 'T3-original', s) in srun)
+    diff = lambda other: [srun[corpus, 'T3', s]['test_bpc'] - srun[corpus, other, s]['test_bpc'] for s in seeds]
+    return seeds, diff('T0'), diff('T3-original')
+
+
+def _stability(r: dict) -> list:
     parts, worst0, worsto = [], [], []
     for corpus, label in (('pystdlib', 'pystdlib'), ('stdlib-prose', 'English prose (stdlib-prose)')):
-        seeds = sorted(s for c, n, s in srun if (c, n) == (corpus, 'T3') and (c, 'T0', s) in srun and (c, 'T3-original', s) in srun)
+        seeds, d0, do = stability_pairs(r, corpus)
         if not seeds: continue
-        d0 = [srun[corpus, 'T3', s]['test_bpc'] - srun[corpus, 'T0', s]['test_bpc'] for s in seeds]
-        do = [srun[corpus, 'T3', s]['test_bpc'] - srun[corpus, 'T3-original', s]['test_bpc'] for s in seeds]
         parts.append(f"{label}, {len(seeds)} seeds: {ci(d0)} and {ci(do)}"); worst0.append(max(d0)); worsto.append(max(do))
     if not parts: return []
     short = [x for x in r['runs'] if x['name'] in ('T3', 'T0')]

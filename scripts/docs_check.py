@@ -298,11 +298,6 @@ UNIT_WORD = re.compile(r'B/s|bytes/s|bytes per second|s/step|seconds|per step|\b
                        r'faster|slower', re.I)
 NAMES_SCRIPT = re.compile(r'\bbench/\w+\.py|scripts/quickstart')
 SAYS_MEASURED = re.compile(r'\bmeasur(?:ed|es|ing)\b|\bbench\b|\bquoted\b', re.I)
-# Cells that type bench figures by hand in chapters being rewritten elsewhere: (notebook, cell id) -> why it is allowed
-# for now. Each entry must still match a cell that the rule fires on (a stale entry fails the check): remove it when
-# its cell is fixed.
-PENDING = {
-}
 
 
 def _sentences(text: str) -> list: return re.split(r'(?<=[.!?])\s+(?=[A-Z`(*\[])', text)
@@ -338,18 +333,14 @@ def hand_typed_figures(source: str) -> list:
 
 
 def figure_problems(nbs: list) -> list:
-    "Markdown cells of `nbs` that type benchmark figures by hand, and stale PENDING entries."
-    fails, fired = [], set()
+    "Markdown cells of `nbs` that type benchmark figures by hand."
+    fails = []
     for p in nbs:
         for c in json.loads(p.read_text(encoding='utf-8'))['cells']:                # raw: cell ids as committed
             if c['cell_type'] != 'markdown' or not (figs := hand_typed_figures(''.join(c['source']))): continue
-            if (p.name, c.get('id')) in PENDING: fired.add((p.name, c.get('id'))); continue
             fails.append(f"{p.name}, markdown cell {c.get('id')}: benchmark figures typed by hand ({', '.join(figs[:6])}"
                          f"{', ...' if len(figs) > 6 else ''}): read them from bench/results/<script>.json in a code cell, "
                          f"or point at the performance appendix (nbs/16a_performance.ipynb) without the number")
-    names = {p.name for p in nbs}
-    fails += [f"scripts/docs_check.py PENDING lists {nb} cell {cid}, which no longer types figures by hand: remove the entry"
-              for nb, cid in PENDING if nb in names and (nb, cid) not in fired]
     return fails
 
 
