@@ -13,7 +13,8 @@ Configurations (`CONFIGS`), each trained with this project's trainer on the offl
 Budgets (`BUDGETS`): B1 is 600 steps of 4 x 1,024 bytes (the `short` recipe's length), B2 four times as many steps;
 each with warm-up and a cosine decay to a tenth set for its length. Every configuration gets the same learning-rate
 sweep at each budget (`LRS`, seed 0, the best chosen on validation; where the best is at the sweep's edge, the sweep goes
-one factor of 2 further that way, at most `MORE` times), then more seeds at the chosen rate (`SEEDS`).
+one factor of 2 further that way, at most `MORE[budget]` times: twice at B1, not at B2), then more seeds at the chosen
+rate (`SEEDS`).
 
 One record per run in the results JSON (merged atomically under a file lock): `budget`, `name`, `lr`, `seed`,
 `stage` (sweep or seeds), `config`, `train`, `val_bpc` and `test_bpc` (the comparison protocol's 64 windows of val
@@ -59,7 +60,8 @@ CONFIGS = {
 }
 BUDGETS = {'B1': dict(steps=600, warmup_steps=50), 'B2': dict(steps=2400, warmup_steps=200)}   # 4 x 1,024 bytes a step
 LRS = (5e-4, 1e-3, 2e-3)                # the learning-rate sweep, the same for every configuration and budget
-MORE = 2                                # at most this many rates beyond LRS, while the best is at the edge
+MORE = {'B1': 2, 'B2': 0}               # at most this many rates beyond LRS, while the best is at the edge (B2: the
+                                        # three rates only, for time: each B2 run is 35-45 min on one core)
 SEEDS = {'B1': (0, 1, 2, 3, 4), 'B2': (0, 1)}
 
 
@@ -99,10 +101,10 @@ def measure(run: Path, budget: str, name: str, lr: float, seed: int, stage: str,
     return rec
 
 
-def sweep_rates(val: dict) -> list:
-    "The rates the sweep runs, given `val` ({rate: val BPC} of those run so far): LRS, extended by a factor of 2 while the best is at an edge."
+def sweep_rates(val: dict, budget: str) -> list:
+    "The rates the sweep runs, given `val` ({rate: val BPC} of those run so far): LRS, extended by a factor of 2 while the best is at an edge, at most `MORE[budget]` times."
     rates = list(LRS)
-    while all(lr in val for lr in rates) and len(rates) < len(LRS) + MORE:
+    while all(lr in val for lr in rates) and len(rates) < len(LRS) + MORE[budget]:
         best = min(rates, key=val.get)
         if best == rates[-1]: rates.append(rates[-1] * 2)
         elif best == rates[0]: rates.insert(0, rates[0] / 2)
@@ -118,7 +120,7 @@ def sweep_val(runs: list, budget: str, name: str) -> dict:
 def chosen_lr(runs: list, budget: str, name: str) -> float|None:
     "The sweep's rate with the lowest val BPC for (budget, name); None until every rate of the sweep has run."
     val = sweep_val(runs, budget, name)
-    rates = sweep_rates(val)
+    rates = sweep_rates(val, budget)
     if any(lr not in val for lr in rates): return None
     return min(rates, key=val.get)
 
@@ -167,7 +169,7 @@ def main():
     done = lambda: {(r['budget'], r['name'], r['lr'], r['seed']) for r in runs()}
     if a.stage in ('sweep', 'all'):                      # every configuration's sweep first ...
         for name in names:
-            while todo := [lr for lr in sweep_rates(sweep_val(runs(), a.budget, name)) if (a.budget, name, lr, 0) not in done()]:
+            while todo := [lr for lr in sweep_rates(sweep_val(runs(), a.budget, name), a.budget) if (a.budget, name, lr, 0) not in done()]:
                 if not train_one(root, out, meta, corpus, a.budget, name, todo[0], 0, 'sweep', a.quick): return
             print(f"[{a.budget} {name}] sweep done: lr {chosen_lr(runs(), a.budget, name):g}")
     if a.stage in ('seeds', 'all'):                      # ... then the seeds, seed by seed, so that a stopped grid stays paired

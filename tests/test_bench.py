@@ -168,6 +168,22 @@ def test_baseline_study_quick():
     assert blk['config']['thinking_mode'] == 'block' and blk['train']['thinking_backprop'] == 2
 
 
+def test_baseline_sweep_rates():
+    "The sweep's rates: LRS, then a factor of 2 past an edge while the best is there (twice at most at B1, never at B2)."
+    sys.path.insert(0, str(ROOT / 'bench'))
+    try: from baseline_study import sweep_rates, chosen_lr
+    finally: sys.path.pop(0)
+    falling = lambda lr: 3 - lr * 100                      # val BPC that keeps improving with the rate
+    assert sweep_rates({}, 'B1') == sweep_rates({}, 'B2') == [5e-4, 1e-3, 2e-3]
+    assert sweep_rates({lr: falling(lr) for lr in (5e-4, 1e-3, 2e-3)}, 'B1') == [5e-4, 1e-3, 2e-3, 4e-3]
+    assert sweep_rates({lr: falling(lr) for lr in (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)}, 'B1') == [5e-4, 1e-3, 2e-3, 4e-3, 8e-3]
+    assert sweep_rates({lr: falling(lr) for lr in (5e-4, 1e-3, 2e-3)}, 'B2') == [5e-4, 1e-3, 2e-3]
+    assert sweep_rates({5e-4: 2.0, 1e-3: 2.1, 2e-3: 2.2}, 'B1') == [2.5e-4, 5e-4, 1e-3, 2e-3]
+    runs = [dict(budget='B2', name='T3', seed=0, lr=lr, val_bpc=falling(lr)) for lr in (5e-4, 1e-3, 2e-3)]
+    assert chosen_lr(runs, 'B2', 'T3') == 2e-3 and chosen_lr(runs, 'B1', 'T3') is None
+    assert chosen_lr(runs[:2], 'B2', 'T3') is None           # not before every rate of the sweep has run
+
+
 def test_gpu_script_dry_run_on_cpu():
     out = run('bench/gpu.py', '--device', 'cpu', '--quick', '--no-compile')
     for prec in ('fp32', 'fp16', 'bf16'):
